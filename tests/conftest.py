@@ -1,0 +1,39 @@
+"""Shared pytest configuration."""
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Local Hugging Face Hub (tests/hub_server.py).
+# huggingface_hub reads HF_ENDPOINT / HF_HOME / HF_HUB_DISABLE_XET into module constants at import time, so the
+# environment is set here, at conftest import, before any test module (or zoo code) imports huggingface_hub.
+# ---------------------------------------------------------------------------------------------------------------------
+import os
+import socket
+import tempfile
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HUB_PORT = _free_port()
+os.environ["HF_ENDPOINT"] = f"http://127.0.0.1:{HUB_PORT}"
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="zoo-hf-home-")
+os.environ["HF_TOKEN"] = "zoo-test-token"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_HUB_DISABLE_XET"] = "1"
+os.environ.pop("HF_HUB_OFFLINE", None)
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """A running local Hub server at ``HF_ENDPOINT``, shared by the whole test session."""
+    try:
+        from tests.hub_server import HubServer
+    except ImportError:  # plain `pytest`: repo root not on sys.path, but tests/ is (no tests/__init__.py)
+        from hub_server import HubServer
+
+    with HubServer(tmp_path_factory.mktemp("hub"), port=HUB_PORT) as server:
+        yield server

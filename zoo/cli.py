@@ -1,0 +1,142 @@
+"""The ``zoo`` command.
+
+* ``zoo fit|validate|test|predict --config recipes/<family>/<recipe>.yaml [--model.init_from ID] [...]``:
+  LightningCLI, so every Trainer flag works (``--trainer.strategy ddp --trainer.devices 2`` included).
+* ``zoo list [PATTERN]``: registered checkpoints with data, metric and size.
+* ``zoo eval ID [--json]``: evaluate a pretrained checkpoint on its test data; with ``--json`` the last line
+  printed is one JSON object of metrics.
+* ``zoo card ID``: regenerate ``cards/ID/README.md`` from the registry and the measured results.
+* ``zoo push ID REPO``: upload a checkpoint to the Hugging Face Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "evaluate", "write_card"]
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _lightning_cli(args: list[str]) -> None:
+    import lightning as L
+    from lightning.pytorch.cli import LightningCLI
+
+    from zoo.hub import ZooModule
+
+    LightningCLI(
+        ZooModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=args,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"prog": "zoo"},
+    )
+
+
+def evaluate(name: str, quiet: bool = False) -> dict:
+    """Test a pretrained checkpoint (id, directory or Hub repo) on the test data of its registry entry.
+
+    Returns:
+        ``{"model": id, "dataset": ..., <metric>: value, ..., "seconds": wall time}``.
+    """
+    import lightning as L
+
+    from zoo import from_pretrained, registry
+
+    start = time.perf_counter()
+    module = from_pretrained(name)
+    if module.model_id is None:
+        raise ValueError(f"{name} names no registered model id in its config.json, so its test data is unknown")
+    entry = registry.get_entry(module.model_id)
+    datamodule = registry.import_object(registry.get_family(entry.family).datamodule)(**entry.data)
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=not quiet,
+        enable_model_summary=False,
+    )
+    (metrics,) = trainer.test(module, datamodule=datamodule, verbose=not quiet)
+    out = {"model": entry.id, "dataset": entry.dataset}
+    out |= {k.removeprefix("test/"): round(float(v), 6) for k, v in metrics.items()}
+    out["seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def write_card(model_id: str) -> Path:
+    """Regenerate ``cards/<id>/README.md`` from the registry metadata and the measured results."""
+    from zoo import registry
+    from zoo.hub import CARD, build_card, cards_dir
+
+    entry = registry.get_entry(model_id)
+    family = registry.get_family(entry.family)
+    results, sections = registry.import_object(family.card)(entry) if family.card else ([], {})
+    card = build_card(entry.id, results=results, sections=sections)
+    path = cards_dir() / entry.id / CARD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    card.save(path)
+    return path
+
+
+def _list(pattern: str) -> None:
+    from zoo import registry
+    from zoo.hub import WEIGHTS, cards_dir
+
+    rows = [("id", "data", "metric", "size")]
+    for e in registry.list_entries(pattern):
+        f = cards_dir() / e.id / WEIGHTS
+        size = f"{f.stat().st_size / 1e6:.1f} MB" if f.exists() else "-"
+        rows.append((e.id, e.dataset, e.metric, size))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        _lightning_cli(argv)
+        return 0
+    parser = argparse.ArgumentParser(prog="zoo", description="The zoo: pretrained research models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in LIGHTNING_COMMANDS:
+        sub.add_parser(name, help=f"LightningCLI {name} (see `zoo {name} --help`)", add_help=False)
+    p = sub.add_parser("list", help="list registered checkpoints")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'conn-*'")
+    p = sub.add_parser("eval", help="evaluate a pretrained checkpoint on its test data")
+    p.add_argument("id", help="registered id, local directory or Hub repo id")
+    p.add_argument("--json", action="store_true", help="print one JSON object of metrics as the last line")
+    p = sub.add_parser("card", help="regenerate a checkpoint's model card")
+    p.add_argument("id")
+    p = sub.add_parser("push", help="upload a checkpoint to the Hugging Face Hub")
+    p.add_argument("id", help="registered id or local directory")
+    p.add_argument("repo", help="Hub repository id, org/name")
+    p.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            _list(args.pattern)
+        elif args.command == "eval":
+            metrics = evaluate(args.id, quiet=args.json)
+            if args.json:
+                print(json.dumps(metrics))
+            else:
+                print("  ".join(f"{k}={v}" for k, v in metrics.items()))
+        elif args.command == "card":
+            print(write_card(args.id))
+        elif args.command == "push":
+            from zoo import from_pretrained, push_to_hub
+
+            target = from_pretrained(args.id) if Path(args.id).is_dir() else args.id
+            print(push_to_hub(target, args.repo, private=args.private))
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        print(f"zoo {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

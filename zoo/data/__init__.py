@@ -1,0 +1,105 @@
+"""Data root resolution and file verification shared by every data module.
+
+Data sets live under ``$ZOO_DATA/<dataset>/`` in the format they are published in (default ``~/.cache/zoo``).
+Every file a data module reads is checked against the sha256 list shipped in ``zoo/data/checksums/``; what a
+module derives from the files is cached once under ``$ZOO_CACHE`` (default ``~/.cache/zoo/derived``), keyed by
+the sources' hashes, so a read-only data directory works.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["DataError", "data_root", "cache_root", "checksums", "sha256_file", "verify_files", "SOURCES"]
+
+CHECKSUM_DIR = Path(__file__).parent / "checksums"
+
+# where each data set comes from, shown when a file is missing or corrupted
+SOURCES = {
+    "rmnist": "the `data/` folder of https://github.com/kupeev/kupeev-conscious-neural-networks-practical "
+    "(commit bbded32b), keeping its layout: rmnist.aug0/rmnist_<R>aug0/train/tens/<digit>/nim=<i>.pt and "
+    "test_data/tens/<digit>/nimabs=<j>.nb=<j>.nim=0.pt",
+    "mnist": "http://yann.lecun.com/exdb/mnist/ (or any mirror): the four *-idx?-ubyte.gz files",
+}
+
+
+class DataError(FileNotFoundError):
+    """A data file is missing or does not have its published sha256."""
+
+
+def data_root() -> Path:
+    """The data root: ``$ZOO_DATA`` if set, else ``~/.cache/zoo``."""
+    return Path(os.environ.get("ZOO_DATA") or Path.home() / ".cache" / "zoo").expanduser()
+
+
+def cache_root() -> Path:
+    """Where derived data is cached: ``$ZOO_CACHE`` if set, else ``~/.cache/zoo/derived``."""
+    return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo" / "derived").expanduser()
+
+
+@lru_cache(maxsize=None)
+def checksums(dataset: str) -> dict[str, str]:
+    """The published sha256 of every file of ``dataset``, keyed by path relative to ``$ZOO_DATA/<dataset>``."""
+    plain, packed = CHECKSUM_DIR / f"{dataset}.sha256", CHECKSUM_DIR / f"{dataset}.sha256.gz"
+    if packed.exists():
+        text = gzip.decompress(packed.read_bytes()).decode()
+    elif plain.exists():
+        text = plain.read_text()
+    else:
+        raise KeyError(f"no checksum list for data set {dataset!r} in {CHECKSUM_DIR}")
+    out = {}
+    for line in text.splitlines():
+        digest, name = line.split(maxsplit=1)
+        out[name.strip()] = digest
+    return out
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_files(dataset: str, names: list[str]) -> list[Path]:
+    """Check that every file in ``names`` exists under ``$ZOO_DATA/<dataset>`` with its published sha256.
+
+    Args:
+        dataset: data set folder name, with a checksum list in ``zoo/data/checksums``.
+        names: paths relative to the data set folder.
+
+    Returns:
+        The absolute paths, in the order given.
+
+    Raises:
+        DataError: naming every missing or corrupted file, where the data comes from and where to put it.
+    """
+    root = data_root() / dataset
+    known = checksums(dataset)
+    missing, corrupted, paths = [], [], []
+    for name in names:
+        path = root / name
+        paths.append(path)
+        if name not in known:
+            raise KeyError(f"{name!r} is not a file of data set {dataset!r}")
+        if not path.is_file():
+            missing.append(name)
+        elif sha256_file(path) != known[name]:
+            corrupted.append(name)
+    if missing or corrupted:
+        lines = []
+        for label, bad in (("missing", missing), ("corrupted (sha256 mismatch)", corrupted)):
+            if bad:
+                shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+                lines.append(f"{len(bad)} file(s) {label} under {root}: {shown}")
+        raise DataError(
+            "; ".join(lines) + f". Get them from {SOURCES.get(dataset, 'the source named in its MANIFEST')} and "
+            f"place them under {root} (set ZOO_DATA to change the data root, now {data_root()})."
+        )
+    return paths
