@@ -37,3 +37,31 @@ def hub_server(tmp_path_factory):
 
     with HubServer(tmp_path_factory.mktemp("hub"), port=HUB_PORT) as server:
         yield server
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data and checkpoints.
+# ---------------------------------------------------------------------------------------------------------------------
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("ZOO_DATA", str(REPO.parent / "shared" / "data"))
+os.environ.setdefault("ZOO_CACHE", tempfile.mkdtemp(prefix="zoo-cache-"))
+
+
+@pytest.fixture
+def tiny_conn():
+    """A small, randomly initialised stochastic CONN module (MLP AE, 3 copies, 4 steps) in eval mode."""
+    from zoo.methods.conn import ConnModule
+
+    net = {"autoencoder": "mlp", "ae_widths": [64, 16], "copies": 3, "steps": 4, "classifier_widths": [32, 16]}
+    return ConnModule(net=net, seed=1).eval()
+
+
+@pytest.fixture
+def digits():
+    """Eight test images ``[8, 1, 28, 28]`` of the restricted-MNIST test set."""
+    from zoo.data.rmnist import load_rmnist
+
+    x, _ = load_rmnist(None)
+    return x[::125]

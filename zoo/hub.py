@@ -127,7 +127,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         return {
             "format_version": FORMAT_VERSION,
             "family": self.family,
-            "model_id": self.model_id,
+            "zoo_id": self.model_id,
             "config": _jsonable(self.net_config),
             "hparams": hparams,
             "labels": self.labels,
@@ -157,20 +157,18 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         force_download: bool,
         local_files_only: bool,
         token: str | bool | None,
-        config: dict | None = None,
         **kwargs,
     ) -> "ZooModule":
-        if os.path.isdir(model_id):
-            folder = Path(model_id)
-            weights = folder / WEIGHTS
-            config_path = folder / CONFIG
-        else:
+        # config.json is read here rather than taken from the mixin, which spreads its keys into **kwargs
+        def fetch(filename: str) -> Path:
+            if os.path.isdir(model_id):
+                return Path(model_id) / filename
             from huggingface_hub import hf_hub_download
 
-            weights = Path(
+            return Path(
                 hf_hub_download(
                     model_id,
-                    WEIGHTS,
+                    filename,
                     revision=revision,
                     cache_dir=cache_dir,
                     force_download=force_download,
@@ -178,9 +176,15 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
                     token=token,
                 )
             )
-            config_path = f"{model_id}/{CONFIG}"
-        if config is None:
-            raise CheckpointError(f"{config_path} is missing or unreadable; a zoo checkpoint needs it")
+
+        config_path = fetch(CONFIG)
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{config_path} is missing or not valid JSON ({e}); a zoo checkpoint needs it") from e
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{config_path} must hold a JSON object, got {type(config).__name__}")
+        weights = fetch(WEIGHTS)
         missing = [f for f in REQUIRED_FIELDS if f not in config]
         if missing:
             raise CheckpointError(f"{config_path} lacks the field(s) {missing}; expected all of {REQUIRED_FIELDS}")
@@ -196,7 +200,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         check_state(module.net, state, weights)
         own = module.net.state_dict()
         module.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-        module.model_id = config.get("model_id")
+        module.model_id = config.get("zoo_id")
         module.labels = config.get("labels")
         return module.eval()
 

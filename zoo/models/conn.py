@@ -273,8 +273,9 @@ class PerceptualLayer(nn.Module):
       so the output is deterministic and independent of batching.
     * ``none``: identity (the baseline).
 
+    The AE is passed to ``forward`` (it belongs to the enclosing model, not to this layer).
+
     Args:
-        autoencoder: the memorising AE, or None for ``none``.
         mode: ``"stochastic"``, ``"vanilla"`` or ``"none"``.
         copies: K.
         steps: T.
@@ -286,7 +287,6 @@ class PerceptualLayer(nn.Module):
 
     def __init__(
         self,
-        autoencoder: nn.Module | None,
         mode: str = "stochastic",
         copies: int = 500,
         steps: int = 30,
@@ -298,29 +298,31 @@ class PerceptualLayer(nn.Module):
         super().__init__()
         if mode not in PERCEPTIONS:
             raise ValueError(f"expected mode in {PERCEPTIONS}, got {mode!r}")
-        self.autoencoder = autoencoder
         self.mode, self.copies, self.steps = mode, copies, steps
         self.alpha0, self.beta, self.seed, self.chunk = alpha0, beta, seed, chunk
 
     @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """Perceive ``x`` of shape ``[B, 1, H, W]``; returns the perceived images, same shape."""
+    def forward(self, x: Tensor, autoencoder: nn.Module | None) -> Tensor:
+        """Perceive ``x`` of shape ``[B, 1, H, W]`` through ``autoencoder``; returns images of the same shape."""
         if self.mode == "none" or self.steps == 0:
             return x
         if self.mode == "vanilla":
             for _ in range(self.steps):
-                x = self.autoencoder(x)
+                x = autoencoder(x)
             return x
-        return torch.cat([self._stochastic(c) for c in x.split(self.chunk)])
+        return torch.cat([self._stochastic(c, autoencoder) for c in x.split(self.chunk)])
 
-    def _stochastic(self, x: Tensor) -> Tensor:
+    def _stochastic(self, x: Tensor, autoencoder: nn.Module) -> Tensor:
         b, k = x.shape[0], self.copies
         gens = [torch.Generator().manual_seed(s) for s in content_seeds(x, self.seed)]
         xs = x.repeat_interleave(k, 0)  # [B*K, 1, H, W], copies of image i at rows i*K..(i+1)*K-1
         for alpha in alpha_schedule(self.steps, self.alpha0, self.beta):
+            if alpha == 0:  # strength 0 is the identity augmentation: skip it (exactly a vanilla step)
+                xs = autoencoder(xs)
+                continue
             draws = [sample_augmentation(k, alpha, g, x.shape[-1]) for g in gens]
             params = {name: torch.cat([d[name] for d in draws]) for name in draws[0]}
-            xs = self.autoencoder(augment(xs, params))
+            xs = autoencoder(augment(xs, params))
         return xs.view(b, k, *x.shape[1:]).mean(1)
 
 
@@ -342,11 +344,11 @@ class PerceptualizedClassifier(nn.Module):
         else:
             self.autoencoder = None
         self.classifier = MLPClassifier(c.image_size**2, c.classifier_widths, c.num_classes)
-        self.perception = PerceptualLayer(self.autoencoder, c.perception, c.copies, c.steps, c.alpha0, c.beta, c.seed)
+        self.perception = PerceptualLayer(c.perception, c.copies, c.steps, c.alpha0, c.beta, c.seed)
 
     def perceive(self, x: Tensor) -> Tensor:
         """P(x), ``[B, 1, H, W]`` -> ``[B, 1, H, W]``."""
-        return self.perception(x)
+        return self.perception(x, self.autoencoder)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``[B, num_classes]`` for images ``[B, 1, H, W]`` in [0, 1]."""
