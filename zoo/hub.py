@@ -13,6 +13,7 @@ Hub repo id, honours ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and the cache, and uplo
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from dataclasses import asdict, is_dataclass
@@ -123,7 +124,8 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
 
     def hub_config(self) -> dict:
         """The content of ``config.json`` (without the weights' sha256)."""
-        hparams = {k: _jsonable(v) for k, v in self.hparams.items() if k not in ("net", "init_from")}
+        accepted = inspect.signature(type(self).__init__).parameters
+        hparams = {k: _jsonable(v) for k, v in self.hparams.items() if k in accepted and k not in ("net", "init_from")}
         return {
             "format_version": FORMAT_VERSION,
             "family": self.family,

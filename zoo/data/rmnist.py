@@ -100,7 +100,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n - self.skip
+        return self.n  # the epoch's length, even when resuming part-way (Lightning counts from the restored step)
 
     def __iter__(self):
         if self.shuffle:
@@ -112,20 +112,20 @@ class EpochSampler(Sampler[int]):
 
 
 class _ResumableLoader(DataLoader):
-    """A DataLoader whose position Lightning saves in checkpoints (``state_dict``) and restores on resume."""
+    """A DataLoader whose position Lightning saves in checkpoints (``state_dict``) and restores on resume.
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._seen = 0
+    ``consumed`` counts the batches the training step has received (the data module's
+    ``on_before_batch_transfer`` increments it), not the batches fetched, since Lightning prefetches one ahead.
+    """
+
+    consumed = 0
 
     def __iter__(self):
-        self._seen = 0
-        for batch in super().__iter__():
-            self._seen += 1
-            yield batch
+        self.consumed = 0
+        return super().__iter__()
 
     def state_dict(self) -> dict:
-        return {"epoch": self.sampler.epoch, "batches": self._seen}
+        return {"epoch": self.sampler.epoch, "batches": self.consumed}
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.set_epoch(state["epoch"])
@@ -190,7 +190,13 @@ class RMNISTDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.fit_x, self.fit_y, True, self.batch_size)
+        self._train_loader = self._loader(self.fit_x, self.fit_y, True, self.batch_size)
+        return self._train_loader
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        if self.trainer is not None and self.trainer.training and hasattr(self, "_train_loader"):
+            self._train_loader.consumed += 1
+        return batch
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.train_x, self.train_y, False, 1000)
