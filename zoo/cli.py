@@ -4,7 +4,7 @@
   LightningCLI, so every Trainer flag works (``--trainer.strategy ddp --trainer.devices 2`` included).
 * ``zoo list [PATTERN]``: registered checkpoints with data, metric and size.
 * ``zoo eval ID [--json]``: evaluate a pretrained checkpoint on its test data; with ``--json`` the last line
-  printed is one JSON object of metrics.
+  printed is one JSON object of metrics (for a pattern such as ``'conn-*'``, one object keyed by id).
 * ``zoo card ID``: regenerate ``cards/ID/README.md`` from the registry and the measured results.
 * ``zoo push ID REPO``: upload a checkpoint to the Hugging Face Hub.
 """
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("list", help="list registered checkpoints")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style pattern, e.g. 'conn-*'")
     p = sub.add_parser("eval", help="evaluate a pretrained checkpoint on its test data")
-    p.add_argument("id", help="registered id, local directory or Hub repo id")
+    p.add_argument("id", help="registered id (or a pattern such as 'conn-*'), local directory or Hub repo id")
     p.add_argument("--json", action="store_true", help="print one JSON object of metrics as the last line")
     p = sub.add_parser("card", help="regenerate a checkpoint's model card")
     p.add_argument("id")
@@ -120,11 +120,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             _list(args.pattern)
         elif args.command == "eval":
-            metrics = evaluate(args.id, quiet=args.json)
+            if any(c in args.id for c in "*?["):  # a pattern: evaluate every matching checkpoint
+                from zoo import list_models
+
+                ids = list_models(args.id)
+                if not ids:
+                    raise KeyError(f"no registered checkpoint matches {args.id!r}; see `zoo list`")
+                metrics = {i: evaluate(i, quiet=True) for i in ids}
+                if not args.json:
+                    for m in metrics.values():
+                        print("  ".join(f"{k}={v}" for k, v in m.items()))
+            else:
+                metrics = evaluate(args.id, quiet=args.json)
+                if not args.json:
+                    print("  ".join(f"{k}={v}" for k, v in metrics.items()))
             if args.json:
                 print(json.dumps(metrics))
-            else:
-                print("  ".join(f"{k}={v}" for k, v in metrics.items()))
         elif args.command == "card":
             print(write_card(args.id))
         elif args.command == "push":

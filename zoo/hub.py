@@ -210,10 +210,13 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         """Fine-tuning start: copy the weights of checkpoint ``source`` (id, directory or Hub repo) into
         ``self.net``. Every key of the checkpoint must exist here with the same shape; keys only here keep their
         initial values (e.g. a classifier trained on top of a pretrained autoencoder)."""
-        other = from_pretrained(source)
-        state = other.net.state_dict()
+        state = self.transferable_state(from_pretrained(source))
         check_state(self.net, state, Path(str(source)), strict=False)
         self.net.load_state_dict(state, strict=False)
+
+    def transferable_state(self, other: "ZooModule") -> dict[str, torch.Tensor]:
+        """The weights of ``other`` that ``init_weights_from`` copies (all of them unless a family says)."""
+        return other.net.state_dict()
 
 
 class SavePretrained(L.Callback):

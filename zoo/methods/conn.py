@@ -45,6 +45,8 @@ class ConnModule(ZooModule):
         ae_cosine: cosine-decay the AE learning rate over ``trainer.max_steps``.
         seed: seed of the classifier's initialisation.
         ae_seed: seed of the AE's initialisation (paper: 3).
+        ae_init_scale: factor on the AE's initial weights (PyTorch's default init times this). Below 1 it makes
+            the memorised images far stronger attractors in our short CPU training (paper: 1, i.e. default init).
         init_from: checkpoint (id, directory or Hub repo) whose weights initialise the network, e.g. a trained
             AE for the classifier phase, or a full model to fine-tune.
     """
@@ -61,6 +63,7 @@ class ConnModule(ZooModule):
         ae_cosine: bool = True,
         seed: int = 0,
         ae_seed: int = 3,
+        ae_init_scale: float = 1.0,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
@@ -76,6 +79,10 @@ class ConnModule(ZooModule):
         self.labels = [str(d) for d in range(self.net_config.num_classes)]
         if self.net.autoencoder is not None:
             _reset(self.net.autoencoder, ae_seed)
+            with torch.no_grad():
+                for m in self.net.autoencoder.modules():
+                    if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                        m.weight.mul_(ae_init_scale)
         _reset(self.net.classifier, seed)
         if init_from:
             self.init_weights_from(init_from)
@@ -85,6 +92,13 @@ class ConnModule(ZooModule):
         n = self.net_config.num_classes
         self.val_acc = MulticlassAccuracy(n, average="micro")
         self.test_acc = MulticlassAccuracy(n, average="micro")
+
+    def transferable_state(self, other: ZooModule) -> dict[str, Tensor]:
+        """From an AE-phase checkpoint only the autoencoder is taken (its classifier was never trained)."""
+        state = other.net.state_dict()
+        if other.hparams.get("phase") == "autoencoder":
+            state = {k: v for k, v in state.items() if k.startswith("autoencoder.")}
+        return state
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits ``[B, classes]`` of images ``[B, 1, 28, 28]`` in [0, 1]."""
@@ -153,3 +167,160 @@ class ConnModule(ZooModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["zoo_phase"] = self.phase
+
+
+# -- reference numbers and the card -----------------------------------------------------------------------------------
+PER_CLASS = (5, 6, 7, 8, 9, 10, 20, 30, 40, 50)
+
+# Test accuracy (%) by R, digitised from the plots in the official repository (docs/; conn.md): single runs
+# +-0.3 pp, 100-initialisation means +-0.5 pp. Keys are (method, classifier epochs).
+PAPER = {
+    ("stochastic", 25): [66.2, 70.7, 69.8, 76.6, 77.8, 74.1, 80.5, 83.3, 85.1, 85.6],  # mean of 100 runs
+    ("baseline", 25): [67.3, 68.8, 72.6, 72.8, 73.3, 75.0, 82.2, 86.1, 88.1, 89.1],  # mean of 100 runs
+    ("stochastic", 100): [64.5, 69.3, 72.8, 76.3, 78.5, 74.5, 84.6, 87.1, 88.1, 89.5],  # single run
+    ("vanilla", 100): [60.2, 65.0, 63.2, 65.6, 69.2, 64.7, 71.0, 73.1, 78.9, 78.5],  # single run
+    ("baseline", 100): [65.9, 68.5, 72.0, 70.9, 73.4, 74.1, 82.1, 84.9, 87.4, 88.3],  # single run
+    ("stochastic", 200): [66.0, 71.2, 72.1, 76.5, 78.4, 75.8, 83.6, 86.0, 88.2, 88.9],  # mean of 100 runs
+    ("baseline", 200): [66.5, 67.0, 70.7, 70.3, 70.5, 71.8, 79.8, 85.1, 86.7, 88.2],  # mean of 100 runs
+}
+PAPER_SOURCE = {25: "mean of 100 initialisations", 100: "single run", 200: "mean of 100 initialisations"}
+
+
+def grid_summary(rows: list[dict]) -> dict[tuple[int, str, int], tuple[float, float, int]]:
+    """``(R, method, epochs) -> (mean, std, n)`` of test accuracy over seeds, from ``results/conn/grid.json``."""
+    acc: dict[tuple[int, str, int], list[float]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith("acc@"):
+                acc.setdefault((row["R"], row["method"], int(key[4:])), []).append(value)
+    out = {}
+    for key, values in acc.items():
+        t = torch.tensor(values, dtype=torch.float64)
+        out[key] = (float(t.mean()), float(t.std()) if len(values) > 1 else 0.0, len(values))
+    return out
+
+
+def grid_table(rows: list[dict]) -> str:
+    """Markdown table of the whole grid, ours (mean +- std) beside the paper, with the stochastic - baseline gap."""
+    summary = grid_summary(rows)
+    lines = [
+        "| epochs | method | " + " | ".join(f"R={r}" for r in PER_CLASS) + " |",
+        "|---|---|" + "---|" * len(PER_CLASS),
+    ]
+    for epochs in (25, 100, 200):
+        for method in ("stochastic", "vanilla", "baseline"):
+            cells = []
+            for i, r in enumerate(PER_CLASS):
+                ours = summary.get((r, method, epochs))
+                ref = PAPER.get((method, epochs))
+                cell = f"{ours[0]:.1f} ± {ours[1]:.1f}" if ours else "–"
+                cells.append(cell + (f" ({ref[i]:.1f})" if ref else ""))
+            lines.append(f"| {epochs} | {method} | " + " | ".join(cells) + " |")
+        gaps = []
+        for i, r in enumerate(PER_CLASS):
+            s, b = summary.get((r, "stochastic", epochs)), summary.get((r, "baseline", epochs))
+            ref_s, ref_b = PAPER.get(("stochastic", epochs)), PAPER.get(("baseline", epochs))
+            gap = f"{s[0] - b[0]:+.1f}" if s and b else "–"
+            gaps.append(gap + (f" ({ref_s[i] - ref_b[i]:+.1f})" if ref_s and ref_b else ""))
+        lines.append(f"| {epochs} | **stochastic − baseline** | " + " | ".join(gaps) + " |")
+    return "\n".join(lines)
+
+
+def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
+    """Measured results and card sections of a shipped CONN checkpoint, from ``results/conn/``."""
+    import json
+    from pathlib import Path
+
+    results_dir = Path(__file__).resolve().parents[2] / "results" / "conn"
+    r = entry.data["per_class"]
+    config = entry.builder()
+    measured = json.loads((results_dir / f"{entry.id}.json").read_text())
+    ours = 100 * measured["accuracy"]
+    grid = json.loads((results_dir / "grid.json").read_text())["rows"]
+    ae = json.loads((results_dir / "ae.json").read_text())
+    perceive = json.loads((results_dir / "perceive.json").read_text())
+    summary = grid_summary(grid)
+    seeds = max(n for *_, n in summary.values())
+    i = PER_CLASS.index(r)
+    results = [
+        {
+            "metric": "accuracy",
+            "metric_name": "test accuracy (%)",
+            "value": round(ours, 2),
+            "dataset": "rmnist",
+            "dataset_name": f"Restricted MNIST, R={r} per class; CONN 1000-image MNIST test set",
+        }
+    ]
+    q = ae[f"r{r}"]
+    ae_desc = (
+        f"MLP 784-{'-'.join(map(str, config.ae_widths))}-{'-'.join(map(str, config.ae_widths[-2::-1]))}-784"
+        if config.autoencoder == "mlp"
+        else f"conv, width {config.ae_channels}"
+    )
+    details = (
+        f"- Perceptualized classifier f(x) = C(P(x)), stochastic perceptual layer: K = {config.copies} augmented "
+        f"copies, T = {config.steps} steps of x ← D(E(aug_α(x))) with α_t = {config.alpha0}·{config.beta}^−t, "
+        "pixel-wise mean.\n"
+        f"- Autoencoder: {ae_desc}, cosid activation (cos x − x) after every layer; "
+        f"memorises the R = {r} training set (reconstruction error max {q['recon_max']:.4f}, "
+        f"mean image norm {q['image_norm_mean']:.1f}; 30 plain iterations from a training image move it by at most "
+        f"{q['drift30_max']:.3f}).\n"
+        f"- Classifier: MLP 784-{'-'.join(map(str, config.classifier_widths))}-10, ReLU.\n"
+        "- **Scaled reproduction** (CPU budget): the paper's AE is a width-256 conv net (6.5 M parameters, "
+        "1.15 GMAC per pass) trained 100 000 epochs, and its layer uses 500 copies; see Limitations."
+    )
+    cmd_r = f"--data.init_args.per_class {r}"
+    training = (
+        f"Data: the paper's restricted MNIST set with R = {r} images per class ({10 * r} images, "
+        "`$ZOO_DATA/rmnist/`), the same files as the official repository.\n\n"
+        "Reproduce (one recipe per command; `scripts/conn_pipeline.py` runs them for every R, plus the grid):\n\n"
+        "```bash\n"
+        f"zoo fit --config recipes/conn/rmnist_ae.yaml {cmd_r} \\\n"
+        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=runs/conn/ae-r{r}\n"
+        f"zoo fit --config recipes/conn/rmnist_stochastic.yaml {cmd_r} --model.init_args.init_from "
+        f"runs/conn/ae-r{r} \\\n"
+        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=cards/{entry.id} "
+        f"--trainer.callbacks.model_id={entry.id}\n"
+        f"zoo eval {entry.id} --json\n"
+        "```\n\n"
+        "Budget and departures from the paper (measured on R = 10 while choosing them; see the Limitations): the AE is "
+        "an MLP (the paper's `fconv=0` option, scaled to 784-1024-512-256-512-1024-784, about 1.5 MMAC) instead of "
+        "the 1.15-GMAC conv net; it is trained 3000 full-batch Adam steps at lr 1e-3, cosine-decayed, on the plain "
+        "R-set (paper: 100 000 epochs, batch 4, lr 1e-5, first on 6 augmented copies per image) from PyTorch's "
+        "default init scaled by 0.5; K = 16 copies instead of 500. The classifier protocol is the paper's "
+        "(Adam 1e-3, batch 100, no weight decay, seed reset for the model and the loader).\n\n"
+        f"AE training took {ae[f'r{r}-seconds']:.0f} s and perceiving the {10 * r} training and 1000 test images "
+        f"{perceive[f'r{r}-stochastic']['seconds']:.0f} s, each on one CPU core."
+    )
+    paper_s100 = PAPER[("stochastic", 100)][i]
+    paper_b100 = PAPER[("baseline", 100)][i]
+    ours_b = summary.get((r, "baseline", 100))
+    evaluation = (
+        f"Test accuracy on the 1000-image test set: **{ours:.1f}%** (`zoo eval {entry.id} --json`, "
+        f"{measured['seconds']:.0f} s); the paper's single run with the same R and 100 classifier epochs: "
+        f"{paper_s100:.1f}% (its baseline MLP: {paper_b100:.1f}%; ours: "
+        f"{ours_b[0]:.1f} ± {ours_b[1]:.1f}% over {ours_b[2]} seeds).\n\n"
+        f"### The paper's grid, reproduced at our scale\n\n"
+        f"Test accuracy (%), ours as mean ± std over {seeds} classifier seeds (same AE and perceived images per R), "
+        "the paper's value in parentheses (25 and 200 epochs: mean of 100 initialisations; 100 epochs: a single "
+        "run; the paper reports vanilla only at 100 epochs). With 1000 test images the binomial standard error "
+        "is about 1.1 pp.\n\n"
+        + grid_table(grid)
+        + "\n\n![accuracy vs R](accuracy_vs_R.png)\n\n"
+        "What the network perceives (P(x)) for one test image per digit, with the AE of R = 5, 10, 50:\n\n"
+        "![perceived images](perception.png)\n"
+    )
+    limitations = (
+        "- Scaled: the AE, its training budget and K are far below the paper's (see Model details); the numbers "
+        "are those of this scaled variant, compared with the paper's for trend, not as a faithful reproduction.\n"
+        "- The paper's reference numbers were digitised from its plots (±0.3 pp single runs, ±0.5 pp means).\n"
+        "- The 1000-image test set gives a standard error of about 1.1 pp: differences under 2 pp are noise.\n"
+        "- MNIST digits only; the perceptual layer costs K × T autoencoder passes per image at inference."
+    )
+    return results, {"details": details, "training": training, "evaluation": evaluation, "limitations": limitations}
+
+
+def paper_reference(entry) -> str:
+    """The paper's number for a checkpoint, for the README table."""
+    i = PER_CLASS.index(entry.data["per_class"])
+    return f"{PAPER[('stochastic', 100)][i]:.1f}% (single run, 100 epochs)"

@@ -396,3 +396,35 @@ register_family(
         card="zoo.methods.conn:card_sections",
     )
 )
+
+
+def _scaled(**overrides) -> ConnConfig:
+    # the CPU-scaled architecture of the shipped checkpoints (see their cards): MLP AE, K = 16, T = 30
+    base = dict(autoencoder="mlp", ae_widths=[1024, 512, 256], perception="stochastic", copies=16, steps=30)
+    return ConnConfig(**(base | overrides))
+
+
+@register_model(
+    family="conn",
+    dataset="rmnist-10",
+    data={"per_class": 10},
+    recipe="recipes/conn/rmnist_stochastic.yaml",
+    sha256="",
+    summary="Stochastic perceptualized MLP classifier (CONN) trained on 10 MNIST images per class (scaled).",
+    tags=("image-classification", "mnist", "few-shot"),
+)
+def conn_stochastic_rmnist10(**overrides) -> ConnConfig:
+    return _scaled(**overrides)
+
+
+@register_model(
+    family="conn",
+    dataset="rmnist-50",
+    data={"per_class": 50},
+    recipe="recipes/conn/rmnist_stochastic.yaml",
+    sha256="",
+    summary="Stochastic perceptualized MLP classifier (CONN) trained on 50 MNIST images per class (scaled).",
+    tags=("image-classification", "mnist", "few-shot"),
+)
+def conn_stochastic_rmnist50(**overrides) -> ConnConfig:
+    return _scaled(**overrides)
