@@ -54,9 +54,19 @@ def stage_ae(per_class: list[int]) -> None:
         out = ae_dir(r)
         if not (out / "model.safetensors").exists():
             t = time.perf_counter()
-            _zoo("fit", "--config", str(REPO / "recipes/conn/rmnist_ae.yaml"), "--data.init_args.per_class", str(r),
-                 "--trainer.default_root_dir", str(RUNS / "lightning"), "--trainer.enable_progress_bar", "false",
-                 "--trainer.callbacks+=zoo.hub.SavePretrained", f"--trainer.callbacks.dirpath={out}")
+            _zoo(
+                "fit",
+                "--config",
+                str(REPO / "recipes/conn/rmnist_ae.yaml"),
+                "--data.init_args.per_class",
+                str(r),
+                "--trainer.default_root_dir",
+                str(RUNS / "lightning"),
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.callbacks+=zoo.hub.SavePretrained",
+                f"--trainer.callbacks.dirpath={out}",
+            )
             _merge(RESULTS / "ae.json", {f"r{r}-seconds": round(time.perf_counter() - t, 1)})
         _merge(RESULTS / "ae.json", {f"r{r}": ae_quality(r)})
 
@@ -74,8 +84,13 @@ def ae_quality(r: int) -> dict:
         for _ in range(30):
             v = ae(v)
         drift = (v - x).flatten(1).norm(dim=1)
-    return {"recon_max": float(err.max()), "recon_mean": float(err.mean()), "drift30_max": float(drift.max()),
-            "drift30_mean": float(drift.mean()), "image_norm_mean": float(x.flatten(1).norm(dim=1).mean())}
+    return {
+        "recon_max": float(err.max()),
+        "recon_mean": float(err.mean()),
+        "drift30_max": float(drift.max()),
+        "drift30_mean": float(drift.mean()),
+        "image_norm_mean": float(x.flatten(1).norm(dim=1).mean()),
+    }
 
 
 def perceived_path(r: int, mode: str) -> Path:
@@ -91,9 +106,9 @@ def perception_config() -> dict:
 
 
 def stage_perceive(per_class: list[int]) -> None:
-    import zoo
     from safetensors.torch import load_file, save_file
 
+    import zoo
     from zoo.data.rmnist import load_rmnist
     from zoo.models.conn import PerceptualLayer
 
@@ -106,15 +121,18 @@ def stage_perceive(per_class: list[int]) -> None:
             path = perceived_path(r, mode)
             if path.exists():
                 continue
-            layer = PerceptualLayer(mode, pc["copies"] if mode == "stochastic" else 1, pc["steps"], pc["alpha0"],
-                                    pc["beta"], pc["seed"])
+            layer = PerceptualLayer(
+                mode, pc["copies"] if mode == "stochastic" else 1, pc["steps"], pc["alpha0"], pc["beta"], pc["seed"]
+            )
             t = time.perf_counter()
             out = {"train": layer(x, ae).contiguous(), "test": layer(test_x, ae).contiguous()}
             seconds = time.perf_counter() - t
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file(out, path)
-            _merge(RESULTS / "perceive.json", {f"r{r}-{mode}": {"seconds": round(seconds, 1),
-                                                               "images": len(x) + len(test_x)}})
+            _merge(
+                RESULTS / "perceive.json",
+                {f"r{r}-{mode}": {"seconds": round(seconds, 1), "images": len(x) + len(test_x)}},
+            )
             print(f"perceived R={r} {mode}: {seconds:.0f} s", flush=True)
         load_file(perceived_path(r, "stochastic"))  # fail early on a bad file
 
@@ -145,9 +163,16 @@ def train_classifier(train_x, train_y, test_x, test_y, seed: int, epochs=EPOCHS,
     dm.train_y = dm.fit_y = train_y
     dm.test_x, dm.test_y = test_x, test_y
     probe = TestAt(test_x, test_y, epochs)
-    trainer = L.Trainer(max_epochs=max(epochs), accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        callbacks=[probe])
+    trainer = L.Trainer(
+        max_epochs=max(epochs),
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        callbacks=[probe],
+    )
     trainer.fit(module, datamodule=dm)
     return probe.acc
 
@@ -188,10 +213,20 @@ def stage_ship(per_class: list[int]) -> None:
         model_id = f"conn-stochastic-rmnist{r}"
         out = cards_dir() / model_id
         if not (out / "model.safetensors").exists():
-            _zoo("fit", "--config", str(REPO / "recipes/conn/rmnist_stochastic.yaml"), "--data.init_args.per_class",
-                 str(r), "--model.init_args.init_from", str(ae_dir(r)), "--trainer.default_root_dir",
-                 str(RUNS / "lightning"), "--trainer.callbacks+=zoo.hub.SavePretrained",
-                 f"--trainer.callbacks.dirpath={out}", f"--trainer.callbacks.model_id={model_id}")
+            _zoo(
+                "fit",
+                "--config",
+                str(REPO / "recipes/conn/rmnist_stochastic.yaml"),
+                "--data.init_args.per_class",
+                str(r),
+                "--model.init_args.init_from",
+                str(ae_dir(r)),
+                "--trainer.default_root_dir",
+                str(RUNS / "lightning"),
+                "--trainer.callbacks+=zoo.hub.SavePretrained",
+                f"--trainer.callbacks.dirpath={out}",
+                f"--trainer.callbacks.model_id={model_id}",
+            )
         _set_registry_sha(model_id, sha256_file(out / "model.safetensors"))
     for r in per_class:  # a fresh process so that the registry holds the new hashes
         model_id = f"conn-stochastic-rmnist{r}"
@@ -199,6 +234,25 @@ def stage_ship(per_class: list[int]) -> None:
         last = (RESULTS / f"{model_id}.log").read_text().strip().splitlines()[-1]
         (RESULTS / f"{model_id}.json").write_text(json.dumps(json.loads(last), indent=1) + "\n")
         print(model_id, last, flush=True)
+        os.system(f"{sys.executable} {__file__} golden --per-class {model_id.removeprefix('conn-stochastic-rmnist')}")
+
+
+def stage_golden(per_class: list[int]) -> None:
+    """Golden outputs of each shipped checkpoint on 8 test images, for tests/test_checkpoints.py."""
+    from safetensors.torch import save_file
+
+    import zoo
+    from zoo.data.rmnist import load_rmnist
+
+    x, _ = load_rmnist(None)
+    index = torch.arange(0, 1000, 125)
+    for r in per_class:
+        model_id = f"conn-stochastic-rmnist{r}"
+        with torch.no_grad():
+            logits = zoo.from_pretrained(model_id)(x[index])
+        path = REPO / "tests" / "golden" / f"{model_id}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"index": index, "logits": logits.contiguous()}, path)
 
 
 def _set_registry_sha(model_id: str, digest: str) -> None:
@@ -238,8 +292,7 @@ def stage_plots() -> None:
             ax.errorbar(rs, m, yerr=s, marker="o", capsize=3, color=colours[method], label=f"ours: {method}")
             ref = PAPER.get((method, epochs))
             if ref:
-                ax.plot(PER_CLASS, ref, ls="--", marker="x", color=colours[method], alpha=0.6,
-                        label=f"paper: {method}")
+                ax.plot(PER_CLASS, ref, ls="--", marker="x", color=colours[method], alpha=0.6, label=f"paper: {method}")
         ax.set_xscale("log")
         ax.set_xticks(PER_CLASS, [str(r) for r in PER_CLASS])
         ax.set_title(f"classifier trained {epochs} epochs")
@@ -302,7 +355,7 @@ def _merge(path: Path, update: dict | None = None, row: dict | None = None) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["ae", "perceive", "grid", "ship", "plots", "cards", "all"])
+    parser.add_argument("stage", choices=["ae", "perceive", "grid", "ship", "golden", "plots", "cards", "all"])
     parser.add_argument("--per-class", type=int, nargs="+", default=list(PER_CLASS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ZOO_THREADS", "2")))
@@ -318,6 +371,8 @@ def main() -> None:
             stage_grid(args.per_class, args.seeds)
         elif stage == "ship":
             stage_ship([r for r in args.per_class if r in SHIPPED])
+        elif stage == "golden":
+            stage_golden([r for r in args.per_class if r in SHIPPED])
         elif stage == "plots":
             stage_plots()
         elif stage == "cards":

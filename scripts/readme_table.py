@@ -1,7 +1,7 @@
 """Regenerate the model table of README.md from the registry and the measured results.
 
-    python scripts/readme_table.py          # rewrite README.md in place
-    python scripts/readme_table.py --check  # exit 1 if README.md is out of date
+python scripts/readme_table.py          # rewrite README.md in place
+python scripts/readme_table.py --check  # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations

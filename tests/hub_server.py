@@ -224,9 +224,9 @@ class _Handler(BaseHTTPRequestHandler):
             size = store.blob(repo_type, repo_id, oid).stat().st_size
             siblings.append({"rfilename": path, **({"size": size, "blobId": oid} if blobs else {})})
         author = repo_id.split("/")[0]
-        return {"_id": hashlib.md5(repo_id.encode()).hexdigest()[:24], "id": repo_id, "author": author, "sha": sha,
-                "lastModified": commit["date"], "createdAt": meta["createdAt"], "private": meta["private"],
-                "disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings}  # fmt: skip
+        info = {"_id": hashlib.md5(repo_id.encode()).hexdigest()[:24], "id": repo_id, "author": author, "sha": sha}
+        info |= {"lastModified": commit["date"], "createdAt": meta["createdAt"], "private": meta["private"]}
+        return info | {"disabled": False, "gated": False, "downloads": 0, "likes": 0, "tags": [], "siblings": siblings}
 
     def _tree(self, repo_type: str, repo_id: str, files: dict, path: str, recursive: bool) -> list[dict]:
         store, prefix = self.server.store, f"{path.strip('/')}/" if path.strip("/") else ""

@@ -38,8 +38,18 @@ def test_every_family_has_a_debug_recipe():
 
 def _debug_fit(tmp_path, *extra):
     out = tmp_path / "export"
-    main(["fit", "--config", str(REPO / "recipes/conn/debug.yaml"), "--trainer.default_root_dir", str(tmp_path),
-          "--trainer.callbacks+=zoo.hub.SavePretrained", f"--trainer.callbacks.dirpath={out}", *extra])
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "recipes/conn/debug.yaml"),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.callbacks+=zoo.hub.SavePretrained",
+            f"--trainer.callbacks.dirpath={out}",
+            *extra,
+        ]
+    )
     return out
 
 
@@ -71,8 +81,15 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     net = {"autoencoder": "mlp", "ae_widths": [64, 16], "copies": 2, "steps": 2, "classifier_widths": [32, 16]}
 
     def trainer(root, *callbacks):
-        return L.Trainer(max_epochs=3, default_root_dir=root, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu", callbacks=list(callbacks))
+        return L.Trainer(
+            max_epochs=3,
+            default_root_dir=root,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+            callbacks=list(callbacks),
+        )
 
     def data():
         return RMNISTDataModule(per_class=5, batch_size=20, seed=0)  # 3 batches per epoch
@@ -92,9 +109,24 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_debug_recipe_runs_with_ddp_on_two_cpu_processes(tmp_path):
-    cmd = [sys.executable, "-m", "zoo.cli", "fit", "--config", str(REPO / "recipes/conn/debug.yaml"),
-           "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-           "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "fit",
+        "--config",
+        str(REPO / "recipes/conn/debug.yaml"),
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "GLOBAL_RANK: 1" in proc.stderr + proc.stdout or "distributed_backend=gloo" in proc.stderr + proc.stdout

@@ -119,8 +119,14 @@ def test_identity_perception_gives_the_baseline_exactly():
 
     def run(net):
         module = ConnModule(net=net | {"classifier_widths": [32, 16]}, seed=0)
-        trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, accelerator="cpu")
+        trainer = L.Trainer(
+            max_epochs=3,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+        )
         trainer.fit(module, datamodule=RMNISTDataModule(per_class=5, batch_size=20))
         (metrics,) = trainer.test(module, datamodule=RMNISTDataModule(per_class=5), verbose=False)
         return module.net.classifier.state_dict(), metrics["test/accuracy"]

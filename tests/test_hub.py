@@ -157,7 +157,14 @@ def test_generated_card_has_template_sections(tiny_conn):
     from zoo.hub import build_card
 
     card = build_card(None, module=tiny_conn, results=[{"metric": "accuracy", "value": 71.5, "dataset": "rmnist"}])
-    for section in ("## Model details", "## Uses", "## Limitations", "## How to get started", "## Training data",
-                    "## Evaluation", "## Citation"):
+    for section in (
+        "## Model details",
+        "## Uses",
+        "## Limitations",
+        "## How to get started",
+        "## Training data",
+        "## Evaluation",
+        "## Citation",
+    ):
         assert section in card.text
     assert card.data.eval_results[0].metric_value == 71.5

@@ -56,7 +56,10 @@ def evaluate(name: str, quiet: bool = False) -> dict:
     entry = registry.get_entry(module.model_id)
     datamodule = registry.import_object(registry.get_family(entry.family).datamodule)(**entry.data)
     trainer = L.Trainer(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=not quiet,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=not quiet,
         enable_model_summary=False,
     )
     (metrics,) = trainer.test(module, datamodule=datamodule, verbose=not quiet)

@@ -160,7 +160,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         local_files_only: bool,
         token: str | bool | None,
         **kwargs,
-    ) -> "ZooModule":
+    ) -> ZooModule:
         # config.json is read here rather than taken from the mixin, which spreads its keys into **kwargs
         def fetch(filename: str) -> Path:
             if os.path.isdir(model_id):
@@ -214,7 +214,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         check_state(self.net, state, Path(str(source)), strict=False)
         self.net.load_state_dict(state, strict=False)
 
-    def transferable_state(self, other: "ZooModule") -> dict[str, torch.Tensor]:
+    def transferable_state(self, other: ZooModule) -> dict[str, torch.Tensor]:
         """The weights of ``other`` that ``init_weights_from`` copies (all of them unless a family says)."""
         return other.net.state_dict()
 

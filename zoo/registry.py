@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Family", "ModelEntry", "register_family", "register_model", "get_family", "get_entry", "list_entries"]
 

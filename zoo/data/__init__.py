@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 __all__ = ["DataError", "data_root", "cache_root", "checksums", "sha256_file", "verify_files", "SOURCES"]
@@ -41,7 +41,7 @@ def cache_root() -> Path:
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo" / "derived").expanduser()
 
 
-@lru_cache(maxsize=None)
+@cache
 def checksums(dataset: str) -> dict[str, str]:
     """The published sha256 of every file of ``dataset``, keyed by path relative to ``$ZOO_DATA/<dataset>``."""
     plain, packed = CHECKSUM_DIR / f"{dataset}.sha256", CHECKSUM_DIR / f"{dataset}.sha256.gz"

@@ -155,7 +155,10 @@ class ConnModule(ZooModule):
     def configure_optimizers(self):
         if self.phase == "classifier":
             return torch.optim.Adam(
-                self.net.classifier.parameters(), lr=self.hparams.lr, betas=(0.9, 0.999), eps=1e-8,
+                self.net.classifier.parameters(),
+                lr=self.hparams.lr,
+                betas=(0.9, 0.999),
+                eps=1e-8,
                 weight_decay=self.hparams.weight_decay,
             )
         opt = torch.optim.Adam(self.net.autoencoder.parameters(), lr=self.hparams.ae_lr)
@@ -304,9 +307,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         f"Test accuracy (%), ours as mean ± std over {seeds} classifier seeds (same AE and perceived images per R), "
         "the paper's value in parentheses (25 and 200 epochs: mean of 100 initialisations; 100 epochs: a single "
         "run; the paper reports vanilla only at 100 epochs). With 1000 test images the binomial standard error "
-        "is about 1.1 pp.\n\n"
-        + grid_table(grid)
-        + "\n\n![accuracy vs R](accuracy_vs_R.png)\n\n"
+        "is about 1.1 pp.\n\n" + grid_table(grid) + "\n\n![accuracy vs R](accuracy_vs_R.png)\n\n"
         "What the network perceives (P(x)) for one test image per digit, with the AE of R = 5, 10, 50:\n\n"
         "![perceived images](perception.png)\n"
     )

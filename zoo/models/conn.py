@@ -370,7 +370,6 @@ def conv_ae_macs(channels: int = 256) -> int:
     return enc + dec
 
 
-
 # -- registry ---------------------------------------------------------------------------------------------------------
 from zoo.registry import Family, register_family, register_model  # noqa: E402
 
