@@ -8,6 +8,7 @@ resumes where it stopped):
     python scripts/conn_pipeline.py perceive   # P(train) and P(test) per R, vanilla and stochastic
     python scripts/conn_pipeline.py grid       # classifier on raw / vanilla / stochastic, 5 seeds, 25/100/200 epochs
     python scripts/conn_pipeline.py ship       # shipped checkpoints through the classifier recipe, then zoo eval
+    python scripts/conn_pipeline.py basins     # where perception takes the test images (nearest training image)
     python scripts/conn_pipeline.py plots      # figures for the cards and the README
     python scripts/conn_pipeline.py cards      # regenerate the cards (zoo card ID)
     python scripts/conn_pipeline.py all
@@ -266,6 +267,33 @@ def _set_registry_sha(model_id: str, digest: str) -> None:
     path.write_text(new)
 
 
+def stage_basins() -> None:
+    """Where perception takes the test images: label accuracy of the nearest training image (1-NN) for raw,
+    vanilla-perceived and stochastic-perceived test images, and their mean distance to it."""
+    from safetensors.torch import load_file
+
+    from zoo.data.rmnist import load_rmnist
+
+    test_x, test_y = load_rmnist(None)
+    out = {}
+    for r in PER_CLASS:
+        if not perceived_path(r, "stochastic").exists():
+            continue
+        x, y = load_rmnist(r)
+        row = {}
+        for name, images in [("raw", test_x)] + [
+            (m, load_file(perceived_path(r, m))["test"]) for m in ("vanilla", "stochastic")
+        ]:
+            d = torch.cdist(images.flatten(1), x.flatten(1))
+            nearest = d.min(1)
+            row[name] = {
+                "nn_accuracy": round(100 * float((y[nearest.indices] == test_y).float().mean()), 2),
+                "nn_distance": round(float(nearest.values.mean()), 3),
+            }
+        out[f"r{r}"] = row
+    (RESULTS / "basins.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def stage_plots() -> None:
     """accuracy_vs_R.png (mean +- std over seeds per method and epochs, the paper's numbers dashed) and
     perception.png (input -> vanilla -> stochastic for test images)."""
@@ -355,13 +383,14 @@ def _merge(path: Path, update: dict | None = None, row: dict | None = None) -> N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["ae", "perceive", "grid", "ship", "golden", "plots", "cards", "all"])
+    stage_names = ["ae", "perceive", "grid", "ship", "golden", "basins", "plots", "cards", "all"]
+    parser.add_argument("stage", choices=stage_names)
     parser.add_argument("--per-class", type=int, nargs="+", default=list(PER_CLASS))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ZOO_THREADS", "2")))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    stages = ["ae", "perceive", "grid", "ship", "plots", "cards"] if args.stage == "all" else [args.stage]
+    stages = ["ae", "perceive", "grid", "ship", "basins", "plots", "cards"] if args.stage == "all" else [args.stage]
     for stage in stages:
         if stage == "ae":
             stage_ae(args.per_class)
@@ -373,6 +402,8 @@ def main() -> None:
             stage_ship([r for r in args.per_class if r in SHIPPED])
         elif stage == "golden":
             stage_golden([r for r in args.per_class if r in SHIPPED])
+        elif stage == "basins":
+            stage_basins()
         elif stage == "plots":
             stage_plots()
         elif stage == "cards":

@@ -152,3 +152,8 @@ def test_eval_json_last_line_is_metrics(capsys):
     assert main(["eval", ids[0], "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert metrics["model"] == ids[0] and 0 < metrics["accuracy"] <= 1
+
+
+def test_predict_and_validate_run_on_the_debug_recipe(tmp_path):
+    for command in ("validate", "predict"):
+        main([command, "--config", str(REPO / "recipes/conn/debug.yaml"), "--trainer.default_root_dir", str(tmp_path)])

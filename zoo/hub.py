@@ -364,7 +364,7 @@ def build_card(
         "",
         "## Training data and procedure",
         "",
-        sections.pop("training", f"Recipe: `{entry.recipe}`." if entry else ""),
+        sections.pop("training", f"Recipe: `{entry.recipe}`." if entry else _config_block(module)),
         "",
         "## Evaluation",
         "",
@@ -380,6 +380,13 @@ def build_card(
     for title, text in sections.items():
         body[-1:-1] = [f"## {title}", "", text, ""]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
+
+
+def _config_block(module: ZooModule | None) -> str:
+    if module is None:
+        return ""
+    config = json.dumps(module.hub_config(), indent=2, sort_keys=True)
+    return f"Trained by the user with the zoo; the configuration saved with it:\n\n```json\n{config}\n```"
 
 
 def _family_of(model_id: str) -> str:

@@ -199,10 +199,10 @@ class RMNISTDataModule(L.LightningDataModule):
         return batch
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.train_x, self.train_y, False, 1000)
+        return self._loader(self.train_x, self.train_y, False, 100)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_x, self.test_y, False, 1000)
+        return self._loader(self.test_x, self.test_y, False, 100)
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(TensorDataset(self.test_x), batch_size=1000)
