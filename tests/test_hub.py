@@ -168,3 +168,13 @@ def test_generated_card_has_template_sections(tiny_conn):
     ):
         assert section in card.text
     assert card.data.eval_results[0].metric_value == 71.5
+
+
+def test_cli_push_of_a_local_folder(hub_server, saved, capsys):
+    from huggingface_hub import HfApi
+
+    from zoo.cli import main
+
+    assert main(["push", str(saved), "zoo-test/cli-push"]) == 0
+    files = set(HfApi().list_repo_files("zoo-test/cli-push"))
+    assert {WEIGHTS, CONFIG, CARD} <= files

@@ -408,7 +408,7 @@ def _scaled(**overrides) -> ConnConfig:
     dataset="rmnist-10",
     data={"per_class": 10},
     recipe="recipes/conn/rmnist_stochastic.yaml",
-    sha256="",
+    sha256="09bd7de8b4b4424815f46e6ac43f68d35332c35561742b249b4b0ebe4d09ddf7",
     summary="Stochastic perceptualized MLP classifier (CONN) trained on 10 MNIST images per class (scaled).",
     tags=("image-classification", "mnist", "few-shot"),
 )
@@ -421,7 +421,7 @@ def conn_stochastic_rmnist10(**overrides) -> ConnConfig:
     dataset="rmnist-50",
     data={"per_class": 50},
     recipe="recipes/conn/rmnist_stochastic.yaml",
-    sha256="",
+    sha256="34ddd934f437955d84750103a61c0934f76daf06240277b09b09f7db30eb704e",
     summary="Stochastic perceptualized MLP classifier (CONN) trained on 50 MNIST images per class (scaled).",
     tags=("image-classification", "mnist", "few-shot"),
 )
