@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -207,6 +206,7 @@ def stage_grid(per_class: list[int], seeds: int) -> None:
 
 
 def stage_ship(per_class: list[int]) -> None:
+    from zoo import registry
     from zoo.data import sha256_file
     from zoo.hub import cards_dir
 
@@ -228,7 +228,7 @@ def stage_ship(per_class: list[int]) -> None:
                 f"--trainer.callbacks.dirpath={out}",
                 f"--trainer.callbacks.model_id={model_id}",
             )
-        _set_registry_sha(model_id, sha256_file(out / "model.safetensors"))
+        registry.write_sha256(model_id, sha256_file(out / "model.safetensors"))
     for r in per_class:  # a fresh process so that the registry holds the new hashes
         model_id = f"conn-stochastic-rmnist{r}"
         os.system(f"{sys.executable} -m zoo.cli eval {model_id} --json > {RESULTS / (model_id + '.log')} 2>&1")
@@ -254,17 +254,6 @@ def stage_golden(per_class: list[int]) -> None:
         path = REPO / "tests" / "golden" / f"{model_id}.safetensors"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"index": index, "logits": logits.contiguous()}, path)
-
-
-def _set_registry_sha(model_id: str, digest: str) -> None:
-    path = REPO / "zoo" / "models" / "conn.py"
-    src = path.read_text()
-    fn = model_id.replace("-", "_")
-    pattern = re.compile(rf'(sha256=")[0-9a-f]*("(?:(?!\ndef ).)*?\ndef {fn}\()', re.S)
-    new, n = pattern.subn(rf"\g<1>{digest}\g<2>", src)
-    if n != 1:
-        raise RuntimeError(f"could not find the sha256 of {model_id} in {path}")
-    path.write_text(new)
 
 
 def stage_basins() -> None:

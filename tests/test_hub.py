@@ -178,3 +178,21 @@ def test_cli_push_of_a_local_folder(hub_server, saved, capsys):
     assert main(["push", str(saved), "zoo-test/cli-push"]) == 0
     files = set(HfApi().list_repo_files("zoo-test/cli-push"))
     assert {WEIGHTS, CONFIG, CARD} <= files
+
+
+def test_hub_checkpoint_loads_offline_from_the_cache(hub_server, tiny_conn, tmp_path):
+    """After one download, HF_HUB_OFFLINE=1 loads the same repo from the cache with no server at all."""
+    import os
+    import subprocess
+    import sys
+
+    zoo.push_to_hub(tiny_conn, "zoo-test/conn-offline")
+    zoo.from_pretrained("zoo-test/conn-offline")  # fills the cache
+    code = (
+        "import torch, zoo; m = zoo.from_pretrained('zoo-test/conn-offline'); "
+        "print(float(m.net.classifier.net[0].weight.sum()))"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")  # a port nobody listens on
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == pytest.approx(float(tiny_conn.net.classifier.net[0].weight.sum()))
