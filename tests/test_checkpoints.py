@@ -33,7 +33,7 @@ def test_loaded_checkpoint_reproduces_golden_outputs(model_id):
     torch.testing.assert_close(logits, golden["logits"], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("model_id", IDS)
+@pytest.mark.parametrize("model_id", zoo.list_models())
 def test_card_config_and_recipe_agree_with_registry_and_results(model_id):
     entry = registry.get_entry(model_id)
     folder = cards_dir() / model_id

@@ -24,6 +24,10 @@ SOURCES = {
     "(commit bbded32b), keeping its layout: rmnist.aug0/rmnist_<R>aug0/train/tens/<digit>/nim=<i>.pt and "
     "test_data/tens/<digit>/nimabs=<j>.nb=<j>.nim=0.pt",
     "mnist": "http://yann.lecun.com/exdb/mnist/ (or any mirror): the four *-idx?-ubyte.gz files",
+    "gaug": "the `data/graphs/` folder of https://github.com/zhao-tong/GAug (commit 4091bbde): "
+    "<ds>_adj.pkl, <ds>_features.pkl, <ds>_labels.pkl, <ds>_tvt_nids.pkl for ds in cora, citeseer",
+    "planetoid": "the `gcn/data/` folder of https://github.com/tkipf/gcn (commit 39a4089f): the ind.<ds>.{x,y,tx,ty,"
+    "allx,ally,graph,test.index} files for ds in cora, citeseer",
 }
 
 

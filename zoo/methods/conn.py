@@ -18,6 +18,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.hub import ZooModule
+from zoo.methods import mean_std
 from zoo.models.conn import ConnConfig, build_conn
 
 __all__ = ["ConnModule"]
@@ -196,11 +197,7 @@ def grid_summary(rows: list[dict]) -> dict[tuple[int, str, int], tuple[float, fl
         for key, value in row.items():
             if key.startswith("acc@"):
                 acc.setdefault((row["R"], row["method"], int(key[4:])), []).append(value)
-    out = {}
-    for key, values in acc.items():
-        t = torch.tensor(values, dtype=torch.float64)
-        out[key] = (float(t.mean()), float(t.std()) if len(values) > 1 else 0.0, len(values))
-    return out
+    return mean_std(acc)
 
 
 def grid_table(rows: list[dict]) -> str:

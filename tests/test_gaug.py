@@ -1,0 +1,285 @@
+"""GAug family: restricted unpickling, the data files, sparse normalisation vs the official dense formula, GAug-M's
+edge edit, GAug-O's sampler and losses, and the recipes on a user-built graph."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("torch_geometric")
+
+from torch_geometric.data import Data  # noqa: E402
+
+from zoo.cli import main  # noqa: E402
+from zoo.data.gaug import (  # noqa: E402
+    GraphDataModule,
+    check_graph,
+    load_gaug_graph,
+    load_planetoid_graph,
+    restricted_load,
+)
+from zoo.methods.gaug import GAugModule, warmup_lr  # noqa: E402
+from zoo.models.gaug import (  # noqa: E402
+    GAugConfig,
+    GNNClassifier,
+    dense_gcn_normalize,
+    edge_loss,
+    edit_edges,
+    gcn_normalize,
+    sample_adjacency,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _random_graph(n=12, p=0.3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    upper = (torch.rand(n, n, generator=g) < p).triu(1)
+    a = (upper | upper.t()).float()
+    return a, a.nonzero().t()
+
+
+def _official_norm(a):
+    # the official form: dense diagonal matrices and two N^3 products
+    a = a + torch.eye(len(a))
+    d = torch.diag(a.sum(1).pow(-0.5))
+    return d @ a @ d
+
+
+# -- data -------------------------------------------------------------------------------------------------------------
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_restricted_unpickler_refuses_arbitrary_globals(tmp_path):
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"adj": _Evil()}))
+    with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle the global posix.system"):
+        restricted_load(path)
+    path.write_bytes(pickle.dumps(print))
+    with pytest.raises(pickle.UnpicklingError, match="builtins.print"):
+        restricted_load(path)
+
+
+def test_restricted_unpickler_reads_tensors_and_arrays(tmp_path):
+    import numpy as np
+
+    path = tmp_path / "ok.pkl"
+    obj = [np.arange(5), torch.tensor([1, 2, 3])]
+    path.write_bytes(pickle.dumps(obj))
+    a, t = restricted_load(path)
+    assert a.tolist() == [0, 1, 2, 3, 4] and t.tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("name, nodes, edges, classes, split", [
+    ("cora", 2708, 5278, 7, (140, 500, 1000)),
+    ("citeseer", 3327, 4552, 6, (120, 500, 1000)),
+])  # fmt: skip
+def test_gaug_and_planetoid_files_give_the_published_graph(name, nodes, edges, classes, split):
+    a, b = load_gaug_graph(name), load_planetoid_graph(name)
+    for g in (a, b):
+        check_graph(g)
+        assert g.num_nodes == nodes and g.edge_index.shape[1] == 2 * edges
+        assert int(g.y.max()) + 1 == classes
+        assert tuple(int(m.sum()) for m in (g.train_mask, g.val_mask, g.test_mask)) == split
+        assert not bool((g.edge_index[0] == g.edge_index[1]).any())
+    # the two sources hold the same graph, node for node
+    assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+    assert torch.equal(a.test_mask, b.test_mask)
+
+
+def test_bad_graphs_give_clear_errors():
+    x, y = torch.rand(5, 3), torch.tensor([0, 1, 0, 1, 2])
+    ei = torch.tensor([[0, 1], [1, 0]])
+    masks = {k: torch.ones(5, dtype=torch.bool) for k in ("train_mask", "val_mask", "test_mask")}
+    check_graph(Data(x=x, y=y, edge_index=ei, **masks), num_classes=3)
+    with pytest.raises(ValueError, match="expected node features x of shape"):
+        check_graph(Data(y=y, edge_index=ei, num_nodes=5, **masks))
+    with pytest.raises(ValueError, match=r"labels y in \[0, 2\).*maximum of 2"):
+        check_graph(Data(x=x, y=y, edge_index=ei, **masks), num_classes=2)
+    with pytest.raises(ValueError, match="labels y >= 0"):
+        check_graph(Data(x=x, y=y - 1, edge_index=ei, **masks))
+    with pytest.raises(ValueError, match=r"edge_index holds node ids in \[0, 7\], but the graph has 5 nodes"):
+        check_graph(Data(x=x, y=y, edge_index=torch.tensor([[0, 7], [7, 0]]), **masks))
+    with pytest.raises(ValueError, match=r"edge_index of shape \[2, E\]"):
+        check_graph(Data(x=x, y=y, edge_index=torch.tensor([0, 1]), **masks))
+
+
+# -- normalisation ----------------------------------------------------------------------------------------------------
+def test_sparse_normalisation_equals_the_official_dense_formula():
+    a, ei = _random_graph(15)
+    n = len(a)
+    index, weight = gcn_normalize(ei, n)
+    sparse = torch.zeros(n, n).index_put_((index[0], index[1]), weight, accumulate=True)
+    torch.testing.assert_close(sparse, _official_norm(a))
+    torch.testing.assert_close(dense_gcn_normalize(a + torch.eye(n)), _official_norm(a))
+    # eigenvalue 1 with eigenvector D~^{1/2} 1
+    d = (a + torch.eye(n)).sum(1).sqrt()
+    torch.testing.assert_close(sparse @ d, d)
+
+
+# -- GAug-M -----------------------------------------------------------------------------------------------------------
+def test_edit_removes_lowest_and_adds_highest_scored_pairs_exactly():
+    n = 10
+    a, ei = _random_graph(n, 0.4, seed=3)
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(n, n, generator=g)
+    logits = s + s.t()
+    upper = ei[:, ei[0] < ei[1]]
+    m = upper.shape[1]
+    rm, add = 25, 40
+    n_rm, n_add = m * rm // 100, m * add // 100
+    new = edit_edges(logits, ei, rm, add)
+    new_set = {tuple(p) for p in new.t().tolist()}
+    assert all((j, i) in new_set for i, j in new_set) and all(i != j for i, j in new_set)
+    assert len(new_set) // 2 == m - n_rm + n_add
+    scores = sorted((float(logits[i, j]), (i, j)) for i, j in upper.t().tolist())
+    removed = {p for _, p in scores[:n_rm]}
+    assert all(p not in new_set for p in removed) and all(p in new_set for _, p in scores[n_rm:])
+    old = {tuple(p) for p in upper.t().tolist()}
+    free = sorted((float(logits[i, j]), (i, j)) for i in range(n) for j in range(i + 1, n) if (i, j) not in old)
+    assert {p for _, p in free[-n_add:]} == {(i, j) for i, j in new_set if i < j and (i, j) not in old}
+    assert torch.equal(edit_edges(logits, ei, 0, 0), ei)
+
+
+def test_edit_is_equivariant_to_relabelling_the_nodes():
+    n = 9
+    _, ei = _random_graph(n, 0.4, seed=5)
+    s = torch.randn(n, n, generator=torch.Generator().manual_seed(2))
+    logits = s + s.t()
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(3))  # new id of old node i is inv[i]
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(n)
+    a = {tuple(p) for p in inv[edit_edges(logits, ei, 20, 50)].t().tolist()}
+    b = {tuple(p) for p in edit_edges(logits[perm][:, perm], inv[ei], 20, 50).t().tolist()}
+    assert a == b
+
+
+# -- GAug-O -----------------------------------------------------------------------------------------------------------
+def test_sampler_is_binary_symmetric_unbiased_and_differentiable():
+    n = 8
+    _, ei = _random_graph(n, 0.4, seed=4)
+    logits = torch.rand(n, n, generator=torch.Generator().manual_seed(0))
+    logits = (logits + logits.t()).requires_grad_()
+    g = torch.Generator().manual_seed(0)
+    draws = [sample_adjacency(logits, ei, 0.7, 1.0, generator=g) for _ in range(4000)]
+    a = draws[0]
+    assert set(a.unique().tolist()) <= {0.0, 1.0} and torch.equal(a, a.t()) and bool((a.diagonal() == 1).all())
+    probs = 0.7 * logits / logits.max()
+    orig = torch.zeros(n, n)
+    orig[ei[0], ei[1]] = 1
+    probs = (probs + 0.3 * (orig + torch.eye(n))).detach()
+    mean = torch.stack(draws).detach().mean(0)
+    off = ~torch.eye(n, dtype=torch.bool)
+    assert (mean - probs)[off].abs().max() < 0.05
+    (a * torch.arange(n * n).view(n, n).float()).sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_alpha_zero_reproduces_the_original_graph_and_classifier():
+    n = 10
+    a, ei = _random_graph(n, 0.4, seed=6)
+    logits = torch.rand(n, n) * 3
+    sampled = sample_adjacency(logits, ei, 0.0, 0.5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sampled, a + torch.eye(n))
+    x = torch.rand(n, 4)
+    for gnn in ("gcn", "gsage", "jknet", "gat"):
+        clf = GNNClassifier(GAugConfig(gnn=gnn, in_channels=4, num_classes=3, hidden=8, heads=2, layers=2)).eval()
+        torch.testing.assert_close(clf.forward_dense(x, sampled), clf(x, ei))
+
+
+def test_edge_loss_matches_hand_computation_on_a_path():
+    ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # path 0-1-2
+    logits = torch.tensor([[0.5, 2.0, -1.0], [2.0, 1.0, 0.3], [-1.0, 0.3, 0.0]])
+    target = torch.tensor([[1.0, 1, 0], [1, 1, 1], [0, 1, 1]])  # A + I, S = 7
+    pos_weight, w = (9 - 7) / 7, 9 / (2 * (9 - 7))
+    ref = w * F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(pos_weight))
+    torch.testing.assert_close(edge_loss(logits, ei), ref)
+
+
+def test_warmup_starts_at_zero_and_ends_at_lr():
+    assert warmup_lr(0, 200, 0.01, 3) == 0.0
+    assert warmup_lr(199, 200, 0.01, 3) == pytest.approx(0.01)
+    assert 0 < warmup_lr(100, 200, 0.01, 3) < 0.01
+    assert warmup_lr(0, 200, 0.01, 0) == 0.01
+
+
+# -- recipes on a user graph ------------------------------------------------------------------------------------------
+def _user_graph(path: Path) -> Path:
+    """Three noisy clusters of 20 nodes, 6 features, masks 15 / 15 / 30."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(3).repeat_interleave(20)
+    x = F.one_hot(y, 6).float() + 0.5 * torch.rand(60, 6, generator=g)
+    same = (y[:, None] == y[None]) & (torch.rand(60, 60, generator=g) < 0.2)
+    ei = (same.triu(1) | same.triu(1).t()).nonzero().t()
+    perm = torch.randperm(60, generator=g)
+    masks = {k: torch.zeros(60, dtype=torch.bool) for k in ("train_mask", "val_mask", "test_mask")}
+    masks["train_mask"][perm[:15]], masks["val_mask"][perm[15:30]], masks["test_mask"][perm[30:]] = True, True, True
+    torch.save({"x": x, "y": y, "edge_index": ei, **masks}, path)
+    return path
+
+
+@pytest.mark.parametrize("method", ["o", "m", "original"])
+def test_debug_recipe_runs_on_a_user_graph_and_exports(tmp_path, method):
+    import zoo
+
+    graph = _user_graph(tmp_path / "graph.pt")
+    out = tmp_path / "export"
+    main(
+        [
+            "fit", "--config", str(REPO / "recipes/gaug/debug.yaml"), "--data.init_args.path", str(graph),
+            "--model.init_args.net.method", method, "--model.init_args.net.rm_pct", "10",
+            "--model.init_args.net.add_pct", "20", "--model.init_args.vgae_epochs", "3",
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks+=zoo.hub.SavePretrained",
+            f"--trainer.callbacks.dirpath={out}",
+        ]
+    )  # fmt: skip
+    model = zoo.from_pretrained(out)
+    assert model.net_config.in_channels == 6 and model.net_config.num_classes == 3
+    raw = torch.load(graph)
+    x = raw["x"] / raw["x"].sum(1, keepdim=True)
+    with torch.no_grad():
+        logits = model(x, raw["edge_index"])
+    assert logits.shape == (60, 3) and torch.isfinite(logits).all()
+
+
+def test_data_module_from_data_rejects_a_graph_without_features():
+    with pytest.raises(ValueError, match="without features"):
+        GraphDataModule.from_data(Data(y=torch.zeros(3, dtype=torch.long), edge_index=torch.zeros(2, 0).long()))
+
+
+def test_gaug_m_keeps_its_edit_for_evaluation():
+    ei = torch.tensor([[0, 1, 2, 3], [1, 0, 3, 2]])
+    x = torch.eye(6)
+    y = torch.tensor([0, 0, 1, 1, 0, 1])
+    masks = {k: torch.ones(6, dtype=torch.bool) for k in ("train_mask", "val_mask", "test_mask")}
+    module = GAugModule(
+        net=dict(method="m", in_channels=6, num_classes=2, hidden=4, ep_hidden=4, ep_emb=2, add_pct=100)
+    )
+    batch = Data(x=x, y=y, edge_index=ei, **masks)
+    edited = module._graph(batch)
+    assert edited.shape[1] == 2 * 4  # 2 edges + 2 added
+    assert torch.equal(edited, module.net.augment(x, ei))
+
+
+def test_import_zoo_and_listing_work_without_torch_geometric():
+    code = (
+        "import sys; sys.modules['torch_geometric'] = None\n"
+        "import zoo\n"
+        "ids = zoo.list_models('gaug-*'); assert 'gaug-o-gcn-cora' in ids, ids\n"
+        "from zoo.models.gaug import GAugConfig, GAugNet\n"
+        "try:\n"
+        "    GAugNet(GAugConfig(in_channels=3, num_classes=2))\n"
+        "except ModuleNotFoundError as e:\n"
+        "    assert 'pip install zoo[graph]' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('expected ModuleNotFoundError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
