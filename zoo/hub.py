@@ -146,8 +146,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         config = self.hub_config() | {"weights_sha256": sha256_file(save_directory / WEIGHTS)}
         (save_directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         if not (save_directory / CARD).exists():
-            card = build_card(self.model_id, module=self) if self.model_id else build_card(None, module=self)
-            card.save(save_directory / CARD)
+            build_card(self.model_id, module=self).save(save_directory / CARD)
 
     @classmethod
     def _from_pretrained(
