@@ -28,15 +28,23 @@ def _lightning_cli(args: list[str]) -> None:
 
     from zoo.hub import ZooModule
 
-    LightningCLI(
-        ZooModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "zoo"},
-    )
+    try:
+        LightningCLI(
+            ZooModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "zoo"},
+        )
+    finally:
+        # Tear the DDP process group down before the interpreter exits: left to the atexit order, gloo's
+        # worker threads can be destroyed while joinable and abort the process after a finished fit.
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def evaluate(name: str, quiet: bool = False) -> dict:
