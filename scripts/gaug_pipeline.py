@@ -6,6 +6,7 @@ Stages:
     python scripts/gaug_pipeline.py table --seeds 10 [--gnn gcn] [--dataset cora] [--method o]
                                                # one run per seed and recipe -> results/gaug/table.json (resumable)
     python scripts/gaug_pipeline.py ship      # shipped checkpoints through `zoo fit`, then `zoo eval`, golden outputs
+    python scripts/gaug_pipeline.py edits     # GAug-M's VGAE edit measured: intra-class share of added/removed edges
     python scripts/gaug_pipeline.py cards     # results/gaug/table.md and the cards (`zoo card ID`)
 
 The table runs every recipe unchanged except ``seed`` (model and ``seed_everything``). Requires ``ZOO_DATA``.
@@ -270,6 +271,73 @@ def stage_golden(ids) -> None:
         save_file({"index": index, "logits": logits.contiguous()}, path)
 
 
+def edit_stats(graph, edited, samples: list) -> dict:
+    """Intra-class share (homophily) of the original, added and removed edges of a GAug-M edit, and how many nodes
+    the added edges touch; ``samples`` are further edits (noisy VGAE draws) whose added-edge homophily is listed."""
+    n = graph.num_nodes
+
+    def keys(ei):
+        return ei[0] * n + ei[1]
+
+    def homophily(ei):
+        return round(float((graph.y[ei[0]] == graph.y[ei[1]]).float().mean()), 4) if ei.shape[1] else None
+
+    def added(ei):
+        return ei[:, ~torch.isin(keys(ei), keys(graph.edge_index))]
+
+    new, gone = added(edited), graph.edge_index[:, ~torch.isin(keys(graph.edge_index), keys(edited))]
+    ends = torch.bincount(new[0], minlength=n)
+    top10 = int(ends.sort(descending=True).values[:10].sum())
+    return {
+        "original": homophily(graph.edge_index),
+        "added": homophily(new),
+        "removed": homophily(gone),
+        "n_added": new.shape[1] // 2,
+        "n_removed": gone.shape[1] // 2,
+        "nodes_touched_by_added": int((ends > 0).sum()),
+        "share_of_added_at_top10_nodes": round(top10 / max(1, new.shape[1]), 4),
+        "added_noisy_samples": [homophily(added(e)) for e in samples],
+    }
+
+
+def stage_edits(seeds: int, datasets) -> None:
+    """Train GAug-M's VGAE as the GCN recipe does (seeds 0..n-1) and measure its edit of the graph."""
+    import yaml
+
+    from zoo.data.gaug import GraphDataModule
+    from zoo.methods.gaug import GAugModule
+    from zoo.models.gaug import edit_edges
+
+    out = {"rows": [], "machine": machine()}
+    for ds in datasets:
+        cfg = yaml.safe_load((RECIPES / f"m_gcn_{ds}.yaml").read_text())
+        dm = GraphDataModule(**cfg["data"]["init_args"])
+        dm.setup()
+        g = dm.graph
+        for seed in range(seeds):
+            args = dict(cfg["model"]["init_args"]) | {"seed": seed}
+            args["net"] = dict(args["net"]) | {"in_channels": g.num_features, "num_classes": dm.num_classes}
+            module = GAugModule(**args)
+            torch.manual_seed(seed)
+            module._x_sparse = None
+            module._train_vgae(g)  # the same VGAE training as `fit` (best edge ROC-AUC state, eval mode)
+            net = module.net
+            edited = net.augment(g.x, g.edge_index)
+            samples = []
+            net.edge_predictor.train()  # Z = mu + eps * sigma: the official pickles are such noisy draws
+            for draw in range(5):
+                torch.manual_seed(1000 + draw)
+                with torch.no_grad():
+                    logits = net.edge_logits(g.x, g.edge_index)
+                samples.append(edit_edges(logits, g.edge_index, net.config.rm_pct, net.config.add_pct))
+            row = {"dataset": ds, "seed": seed, "vgae_auc": round(module.vgae_auc, 4)}
+            row |= edit_stats(g, edited, samples)
+            out["rows"].append(row)
+            print(row, flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "edits.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def stage_cards(ids) -> None:
     from zoo.methods.gaug import repro_table
 
@@ -286,7 +354,7 @@ def stage_cards(ids) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["recipes", "table", "ship", "golden", "cards"])
+    parser.add_argument("stage", choices=["recipes", "table", "ship", "golden", "edits", "cards"])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--method", nargs="+", default=list(METHODS))
     parser.add_argument("--gnn", nargs="+", default=list(GNNS))
@@ -303,6 +371,8 @@ def main() -> None:
         stage_ship(args.ids)
     elif args.stage == "golden":
         stage_golden(args.ids)
+    elif args.stage == "edits":
+        stage_edits(min(args.seeds, 5), args.dataset)
     elif args.stage == "cards":
         stage_cards(args.ids)
 
