@@ -26,6 +26,8 @@ SOURCES = {
     "mnist": "http://yann.lecun.com/exdb/mnist/ (or any mirror): the four *-idx?-ubyte.gz files",
     "gaug": "the `data/graphs/` folder of https://github.com/zhao-tong/GAug (commit 4091bbde): "
     "<ds>_adj.pkl, <ds>_features.pkl, <ds>_labels.pkl, <ds>_tvt_nids.pkl for ds in cora, citeseer",
+    "textgcn": "the `data/` folder of https://github.com/yao8839836/text_gcn (commit 96222365), gzipped: "
+    "mr/text_{train,test}.txt.gz and mr/label_{train,test}.txt.gz, R8/{train,test}.txt.gz, meta/<ds>.txt",
     "planetoid": "the `gcn/data/` folder of https://github.com/tkipf/gcn (commit 39a4089f): the ind.<ds>.{x,y,tx,ty,"
     "allx,ally,graph,test.index} files for ds in cora, citeseer",
 }
