@@ -8,6 +8,7 @@ sparsity, for the patterns
 * ``TW col``: column-heavy split (d_col = d^¾, d_row = d^¼);
 * ``TW N``: column pruning only (d_col = d);
 * ``TVW``: TW (equal split) at twice the density with 2:4 inside the tiles; on CPU only the TW part is exploited.
+* ``TVW N``: the same with the TW part spent on whole columns only (``col_share=1``), the CPU-friendliest TVW.
 
 Layouts come from ``zoo.pruning.patterns.compute_masks`` on |W| of a random weight (tiles of 128 kept columns).
 Baseline (``F.linear``, dense) and candidates run in one process with interleaved repetitions; the median time is
@@ -44,6 +45,7 @@ PATTERNS = {  # name: (pattern, col_share)
     "TW col": ("tw", 0.75),
     "TW N": ("tw", 1.0),
     "TVW": ("tvw", 0.5),
+    "TVW N": ("tvw", 1.0),
 }
 
 
@@ -187,7 +189,8 @@ def markdown(rows: list[dict], info: dict, args) -> str:
         f"Machine: {where}. {args.dtype}, median of {args.reps} interleaved repetitions, {path}. Cells: speedup = "
         "dense `F.linear` time / pattern time, both in the same process. EW = dense GEMM on the masked weight; TW eq "
         "/ col / N = tile-wise with the sparsity spent equally on columns and rows / ¾ on columns / on columns only; "
-        "TVW = TW (equal split) at twice the density + 2:4 in the tiles.",
+        "TVW = TW (equal split) at twice the density + 2:4 in the tiles; TVW N = the same with the TW part on "
+        "columns only.",
         "",
         "| M | K×N | sparsity | dense ms | " + " | ".join(pats) + " |",
         "|---|---|---|---|" + "---|" * len(pats),

@@ -211,35 +211,20 @@ def machine() -> str:
 
 
 def stage_ship(ids) -> None:
+    from shipping import eval_to_json, fit_and_register
+
     from zoo import registry
-    from zoo.data import sha256_file
-    from zoo.hub import cards_dir
 
     ship_path = RESULTS / "ship.json"
     ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
     for model_id in ids:
-        entry = registry.get_entry(model_id)
-        out = cards_dir() / model_id
-        if not (out / "model.safetensors").exists():
-            cmd = [
-                sys.executable, "-m", "zoo.cli", "fit", "--config", str(REPO / entry.recipe),
-                "--trainer.callbacks+=zoo.hub.SavePretrained", f"--trainer.callbacks.dirpath={out}",
-                f"--trainer.callbacks.model_id={model_id}",
-            ]  # fmt: skip
-            print("$", " ".join(cmd), flush=True)
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, cwd=REPO)
-            ship[model_id] = {"seconds": round(time.perf_counter() - t, 1), "machine": machine()}
+        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
+        if seconds is not None:
+            ship[model_id] = {"seconds": seconds, "machine": machine()}
             ship_path.parent.mkdir(parents=True, exist_ok=True)
             ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
-        registry.write_sha256(model_id, sha256_file(out / "model.safetensors"))
-    for model_id in ids:  # a fresh process so that the registry holds the new hashes
-        proc = subprocess.run(
-            [sys.executable, "-m", "zoo.cli", "eval", model_id, "--json"], capture_output=True, text=True, cwd=REPO
-        )
-        last = proc.stdout.strip().splitlines()[-1]
-        (RESULTS / f"{model_id}.json").write_text(json.dumps(json.loads(last), indent=1) + "\n")
-        print(model_id, last, flush=True)
+    for model_id in ids:
+        eval_to_json(model_id, RESULTS)
     subprocess.run([sys.executable, __file__, "golden", "--ids", *ids], check=True, cwd=REPO)
 
 

@@ -298,3 +298,30 @@ def test_importing_tvw_does_not_import_triton():
     code = "import sys, zoo.pruning.tvw, zoo.pruning.kernels; print('triton' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_abft_checked_forward_matches_and_flags_a_corrupted_output(monkeypatch):
+    import zoo.pruning.tvw as tvw
+
+    torch.manual_seed(0)
+    lay = random_layout(64, 48, 16, nm=(2, 4))
+    dense = nn.Linear(64, 48)
+    with torch.no_grad():
+        dense.weight.mul_(nm_mask(lay))
+    plain = TVWLinear.from_linear(dense, layout=lay, path="cpu")
+    checked = TVWLinear.from_linear(dense, layout=lay, path="cpu")
+    checked.abft = True
+    x = torch.randn(3, 7, 64)
+    torch.testing.assert_close(checked(x), plain(x))
+    assert checked.abft_alarms == 0 and not checked.abft_report.detected
+    clean = tvw.tvw_matmul
+
+    def faulty(a, packed, bias=None, path="auto"):
+        y = clean(a, packed, bias, path)
+        if a.shape[0] > 1:  # not the 1-row |W| product of the threshold
+            y[2, 5] += 1.0  # one corrupted output element of a data row
+        return y
+
+    monkeypatch.setattr(tvw, "tvw_matmul", faulty)
+    checked(x)
+    assert checked.abft_alarms == 1 and checked.abft_report.detected

@@ -84,7 +84,8 @@ def write_card(model_id: str) -> Path:
 
     entry = registry.get_entry(model_id)
     family = registry.get_family(entry.family)
-    results, sections = registry.import_object(family.card)(entry) if family.card else ([], {})
+    card_fn = entry.card or family.card
+    results, sections = registry.import_object(card_fn)(entry) if card_fn else ([], {})
     card = build_card(entry.id, results=results, sections=sections)
     path = cards_dir() / entry.id / CARD
     path.parent.mkdir(parents=True, exist_ok=True)

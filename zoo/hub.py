@@ -134,6 +134,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
             "hparams": hparams,
             "labels": self.labels,
             "base_model": getattr(self, "base_model", None),
+            "sparsity": getattr(self, "sparsity", None),
         }
 
     # -- ModelHubMixin hooks ---------------------------------------------------------------------------------
@@ -198,6 +199,8 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
             module = module_cls(net=config["config"], **config["hparams"])
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{config_path} has a config that {module_cls.__name__} rejects: {e}") from e
+        if config.get("sparsity"):
+            _tvw_skeleton(module, config["sparsity"], config_path)
         check_state(module.net, state, weights)
         own = module.net.state_dict()
         module.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
@@ -218,6 +221,41 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         return other.net.state_dict()
 
 
+def _tvw_skeleton(module: ZooModule, sparsity: dict, config_path: Path) -> None:
+    """Swap the pruned layers of a freshly built module for empty TVW layers of the recorded layouts, so that the
+    compact weights of a pruned checkpoint load into them strictly."""
+    from zoo.pruning.tvw import to_tvw
+
+    layouts = {name: rec["layout"] for name, rec in sparsity.get("layers", {}).items() if rec.get("layout")}
+    try:
+        to_tvw(module.net, layouts, pack_weights=False)
+        module.sparsity = sparsity
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{config_path} records a sparsity layout this architecture rejects: {e}") from e
+
+
+def pack_pruned(module: ZooModule) -> dict | None:
+    """Make the pruning of ``module.net`` permanent and move its TW/TVW layers into the compact format.
+
+    The record of the pruned layers (pattern, density and tile layout, names relative to ``module.net``) is kept as
+    ``module.sparsity = {"layers": ...}`` and goes into ``config.json``; ``from_pretrained`` rebuilds the TVW layers
+    from it. Layers of other patterns stay dense, with their zeros. Returns the record, or None when nothing is
+    pruned. ``TVWPruning`` may already have made the pruning permanent (its ``record``).
+    """
+    from zoo.pruning.patterns import make_permanent, pruned_layers
+    from zoo.pruning.tvw import to_tvw
+
+    record = getattr(module, "sparsity_record", None) or {}
+    if pruned_layers(module.net):
+        record = {**record, **{f"net.{k}": v for k, v in make_permanent(module.net).items()}}
+    if not record:
+        return None
+    layers = {name.removeprefix("net."): rec for name, rec in record.items()}
+    to_tvw(module.net, {name: rec["layout"] for name, rec in layers.items() if rec["layout"]})
+    module.sparsity = {"layers": layers}
+    return module.sparsity
+
+
 class SavePretrained(L.Callback):
     """Save the trained module as a Hub-layout folder (``model.safetensors``, ``config.json``, ``README.md``) at
     the end of ``fit``, so a recipe's result loads with ``zoo.from_pretrained(dirpath)``.
@@ -236,6 +274,7 @@ class SavePretrained(L.Callback):
                 pl_module.model_id = self.model_id
             Path(self.dirpath).mkdir(parents=True, exist_ok=True)
             (Path(self.dirpath) / CARD).unlink(missing_ok=True)
+            pack_pruned(pl_module)  # a pruned model is saved in its compact format, with its layout
             pl_module.save_pretrained(self.dirpath)
 
 
@@ -257,7 +296,7 @@ def from_pretrained(name_or_path: str | os.PathLike, **kwargs) -> ZooModule:
             if entry.hub_repo:
                 return from_pretrained(entry.hub_repo, **kwargs)
             raise CheckpointError(f"{folder / WEIGHTS} is missing: the shipped checkpoint of {entry.id!r} is not here")
-        if entry.sha256 is None:
+        if not entry.sha256:
             raise CheckpointError(f"{entry.id!r} has no sha256 in the registry; run scripts that build it first")
         actual = sha256_file(folder / WEIGHTS)
         if actual != entry.sha256:

@@ -64,6 +64,7 @@ class ModelEntry:
         summary: one-line description.
         hub_repo: Hub repository it is published to, if any.
         tags: extra card tags.
+        card: ``"pkg.mod:function"`` of this checkpoint's card, instead of the family's (e.g. a pruned variant).
     """
 
     id: str
@@ -77,6 +78,7 @@ class ModelEntry:
     summary: str = ""
     hub_repo: str | None = None
     tags: tuple[str, ...] = ()
+    card: str | None = None
 
 
 _FAMILIES: dict[str, Family] = {}

@@ -395,8 +395,7 @@ def edit_diagnosis(results_dir) -> str:
             f"of the original edges, and 10 nodes hold {min(top):.0f}–{max(top):.0f}% of the added edges' ends"
         )
     return (
-        text
-        + f" Measured over {len({r['seed'] for r in rows})} VGAE seeds (`python scripts/gaug_pipeline.py edits`, "
+        text + f" Measured over {len({r['seed'] for r in rows})} VGAE seeds (`python scripts/gaug_pipeline.py edits`, "
         "results/gaug/edits.json): "
         + "; ".join(parts)
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "

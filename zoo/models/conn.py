@@ -427,3 +427,17 @@ def conn_stochastic_rmnist10(**overrides) -> ConnConfig:
 )
 def conn_stochastic_rmnist50(**overrides) -> ConnConfig:
     return _scaled(**overrides)
+
+
+@register_model(
+    family="conn",
+    dataset="rmnist-10",
+    data={"per_class": 10},
+    recipe="recipes/pruning/conn_tvw_rmnist10.yaml",
+    sha256="c94d5bb22c736cec0efe17d314f2fcab0f29988536968978eff9fca0bbefe3b4",
+    summary="conn-stochastic-rmnist10 with its classifier pruned to 75% tile-vector-wise sparsity (TW 50% x 2:4).",
+    tags=("image-classification", "mnist", "pruned", "tvw"),
+    card="zoo.pruning.card:card_sections",
+)
+def conn_stochastic_tvw75_rmnist10(**overrides) -> ConnConfig:
+    return _scaled(**overrides)

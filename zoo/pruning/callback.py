@@ -209,6 +209,7 @@ class TVWPruning(L.Callback):
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.permanent and P.pruned_layers(pl_module):
             self.layout = P.make_permanent(pl_module)
+            pl_module.sparsity_record = self.layout  # read by zoo.hub.SavePretrained
 
     def state_dict(self) -> dict:
         return {"current": self.current, "events": self.events}

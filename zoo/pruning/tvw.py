@@ -414,6 +414,11 @@ class TVWLinear(nn.Module):
         path: execution path for ``forward`` (``"auto"``, ``"reference"``, ``"cpu"``, ``"triton"``).
         device: device of the parameters.
         dtype: dtype of ``values`` and ``bias``.
+        abft: check every forward with the input checksum (``zoo.pruning.abft.checked_gemm``): the checksum row
+            1ᵀx goes through the same sparse GEMM and is compared with the column sums of the output, with a
+            threshold from |W|. The last report is ``abft_report``; ``abft_alarms`` counts calls that mismatched.
+            Faults in the stored weights or indices are invisible to this check (they corrupt the checksum row
+            the same way); ``zoo.pruning.abft.check_rows`` with clean row sums catches those.
     """
 
     def __init__(
@@ -423,6 +428,7 @@ class TVWLinear(nn.Module):
         path: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        abft: bool = False,
     ) -> None:
         super().__init__()
         layout = TileLayout.from_dict(layout)
@@ -444,6 +450,9 @@ class TVWLinear(nn.Module):
         for name, t in zip(("row_ids", "order", "inv", "tiles"), _index_tensors(plan, self.values.device)):
             self.register_buffer(name, t, persistent=False)
         self._cache: tuple[tuple, TVWPacked] | None = None
+        self.abft = abft
+        self.abft_report = None
+        self.abft_alarms = 0
 
     # -- construction -------------------------------------------------------------------------------------------------
     @classmethod
@@ -523,7 +532,23 @@ class TVWLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x ``[..., K]`` → ``[..., N]``."""
-        return tvw_matmul(x, self.packed(), self.bias, path=self.path)
+        if not self.abft:
+            return tvw_matmul(x, self.packed(), self.bias, path=self.path)
+        from zoo.pruning.abft import checked_gemm
+
+        packed = self.packed()
+        magnitude = self._wrap(packed.values.detach().abs(), packed.meta)
+        flat = x.reshape(-1, self.in_features)
+        y, report = checked_gemm(
+            lambda a: tvw_matmul(a, packed, None, path=self.path),
+            flat,
+            abs_gemm=lambda a: tvw_matmul(a, magnitude, None, path=self.path),
+        )
+        self.abft_report = report
+        self.abft_alarms += int(report.detected)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def weight_nk(self) -> Tensor:
         """The equivalent dense masked weight ``(N, K)``."""
