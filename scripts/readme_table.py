@@ -1,4 +1,5 @@
-"""Regenerate the model table of README.md from the registry and the measured results.
+"""Regenerate the generated blocks of README.md: the model table (registry + measured results) and the result
+tables that scripts write to ``results/`` (each block between ``<!-- NAME:start ... -->`` and ``<!-- NAME:end -->``).
 
 python scripts/readme_table.py          # rewrite README.md in place
 python scripts/readme_table.py --check  # exit 1 if README.md is out of date
@@ -11,7 +12,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-START, END = "<!-- model-table:start", "<!-- model-table:end -->"
+# block name -> results file whose markdown (without its title line) is copied in; "model-table" is built here
+BLOCKS = {
+    "model-table": None,
+    "pruning-accuracy-conn": "results/pruning/accuracy_conn.md",
+    "pruning-accuracy-minilm": "results/pruning/accuracy_minilm.md",
+    "pruning-bench": "results/pruning/bench_tvw.md",
+    "pruning-abft": "results/pruning/abft.md",
+}
 
 
 def table() -> str:
@@ -42,16 +50,39 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def block(name: str) -> str:
+    source = BLOCKS[name]
+    if source is None:
+        return table()
+    path = REPO / source
+    if not path.exists():
+        return f"Not measured yet (`{source}` is produced by its script)."
+    lines = path.read_text().strip().splitlines()
+    if lines and lines[0].startswith("# "):  # the file's own title: the README has its heading
+        lines = lines[1:]
+    lines = ["##" + line if line.startswith("#") else line for line in lines]  # nest the file's sections
+    return "\n".join(lines).strip()
+
+
+def render(text: str) -> str:
+    for name in BLOCKS:
+        start, end = f"<!-- {name}:start", f"<!-- {name}:end -->"
+        if start not in text:
+            continue
+        head, rest = text.split(start, 1)
+        marker_line, _, tail = rest.partition("\n")
+        _, _, after = tail.partition(end)
+        text = f"{head}{start}{marker_line}\n{block(name)}\n{end}{after}"
+    return text
+
+
 def main() -> int:
     readme = REPO / "README.md"
     text = readme.read_text()
-    head, rest = text.split(START, 1)
-    marker_line, _, tail = rest.partition("\n")
-    _, _, after = tail.partition(END)
-    new = f"{head}{START}{marker_line}\n{table()}\n{END}{after}"
+    new = render(text)
     if "--check" in sys.argv:
         if new != text:
-            print("README.md model table is out of date: run python scripts/readme_table.py")
+            print("README.md generated blocks are out of date: run python scripts/readme_table.py")
             return 1
         return 0
     readme.write_text(new)
