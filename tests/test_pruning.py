@@ -35,10 +35,21 @@ def test_global_sparsity_is_reached_within_one_unit(pattern, sparsity):
 
 def test_tw_without_column_pruning_and_tile_1_is_ew():
     scores = _scores(*SHAPES)
-    ew, _ = compute_masks(scores, "ew", 0.7)
+    ew, _ = compute_masks(scores, "ew", 0.7, min_density=0.0)
     tw, _ = compute_masks(scores, "tw", 0.7, tile=1, col_share=0.0, min_density=0.0, score_norm="count")
     for name in scores:
         assert torch.equal(ew[name], tw[name]), name
+
+
+@pytest.mark.parametrize("pattern", ["ew", "bw", "tw", "tew", "tvw"])
+def test_the_guard_keeps_every_layer_alive(pattern):
+    scores = _scores((64, 64), (64, 64))
+    scores["l1"] = scores["l1"] * 1e-3  # a layer of tiny weights: global thresholds would prune all of it
+    bare, _ = compute_masks(scores, pattern, 0.75, tile=16, block=8, min_density=0.0)
+    guarded, _ = compute_masks(scores, pattern, 0.75, tile=16, block=8, min_density=0.05)
+    if pattern != "tvw":  # TVW keeps its 2:4 groups (>= one group of rows per tile) even without the guard
+        assert bare["l1"].float().mean() < 0.01
+    assert guarded["l1"].float().mean() >= 0.05 * 0.9
 
 
 def test_tw_without_row_pruning_is_column_pruning():

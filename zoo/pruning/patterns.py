@@ -21,7 +21,9 @@ Patterns (Guo et al., arXiv 2008.13006 and 2402.10876):
 
 Thresholds are global across layers: a budget of kept weights is filled by descending score, each unit (weight,
 block, column, segment) counting its number of weights, so the achieved density matches the target within one unit.
-A per-layer minimum density guard keeps the top ``min_density`` of every layer's columns (and of every tile's rows).
+A per-layer minimum density guard keeps the top ``min_density`` of every layer's units (weights for EW, blocks for BW,
+columns and every tile's rows for TW/TEW/TVW), so that no layer is pruned away entirely: with magnitude scores,
+layers of small weights (e.g. a transformer's value and attention-output projections) would otherwise lose all.
 Scores: ``magnitude`` (|W|) or ``taylor`` (Σ_steps (∂L/∂W ⊙ W)², accumulated by ``TaylorScore``).
 
 A pruned module carries ``tvw_mask`` (a non-persistent bool buffer in the module's weight shape), ``tvw_pattern``
@@ -190,9 +192,17 @@ def _keep_by_budget(scores: Tensor, sizes: Tensor, budget: float, forced: Tensor
     return keep
 
 
-def _ew(scores: dict[str, Tensor], density: float) -> dict[str, Tensor]:
+def _guard(score: Tensor, min_density: float) -> Tensor:
+    """The per-layer guard: the top ⌈min_density · n⌉ of a layer's units (flat ``score``) are always kept."""
+    forced = torch.zeros(score.numel(), dtype=torch.bool)
+    forced[torch.argsort(-score.flatten(), stable=True)[: math.ceil(min_density * score.numel())]] = True
+    return forced
+
+
+def _ew(scores: dict[str, Tensor], density: float, min_density: float) -> dict[str, Tensor]:
     flat = torch.cat([s.flatten() for s in scores.values()])
-    keep = _keep_by_budget(flat, torch.ones_like(flat), density * flat.numel())
+    forced = torch.cat([_guard(s, min_density) for s in scores.values()])
+    keep = _keep_by_budget(flat, torch.ones_like(flat), density * flat.numel(), forced)
     out, i = {}, 0
     for name, s in scores.items():
         out[name] = keep[i : i + s.numel()].view(s.shape)
@@ -222,8 +232,8 @@ def _nm(scores: dict[str, Tensor], n: int, m: int) -> dict[str, Tensor]:
     return {name: _nm_rows(s, n, m) for name, s in scores.items()}
 
 
-def _bw(scores: dict[str, Tensor], density: float, block: int) -> dict[str, Tensor]:
-    units, sizes, shapes = [], [], {}
+def _bw(scores: dict[str, Tensor], density: float, block: int, min_density: float) -> dict[str, Tensor]:
+    units, sizes, shapes, forced = [], [], {}, []
     for name, s in scores.items():
         nb, kb = math.ceil(s.shape[0] / block), math.ceil(s.shape[1] / block)
         padded = s.new_zeros(nb * block, kb * block)
@@ -234,9 +244,10 @@ def _bw(scores: dict[str, Tensor], density: float, block: int) -> dict[str, Tens
         cnt = ones.view(nb, block, kb, block).sum((1, 3))
         units.append((sq.sqrt() / cnt).flatten())
         sizes.append(cnt.flatten())
+        forced.append(_guard(units[-1], min_density))
         shapes[name] = (nb, kb)
     flat, size = torch.cat(units), torch.cat(sizes)
-    keep = _keep_by_budget(flat, size, density * float(size.sum()))
+    keep = _keep_by_budget(flat, size, density * float(size.sum()), torch.cat(forced))
     out, i = {}, 0
     for name, s in scores.items():
         nb, kb = shapes[name]
@@ -272,9 +283,7 @@ def _tw(
         norm = s.norm(dim=1) / (k if score_norm == "count" else math.sqrt(k))
         col_scores.append(norm)
         col_sizes.append(torch.full_like(norm, k))
-        f = torch.zeros(s.shape[0], dtype=torch.bool)
-        f[torch.argsort(-norm, stable=True)[: math.ceil(min_density * s.shape[0])]] = True
-        forced.append(f)
+        forced.append(_guard(norm, min_density**col_share))  # with the row guard: layer density >= min_density
     keep_cols = _keep_by_budget(torch.cat(col_scores), torch.cat(col_sizes), d_col * total, torch.cat(forced))
     # step 2: per tile K-row segments, score ‖S[tile, k]‖₂ / width, one budget for the whole model
     layouts, seg_scores, seg_sizes, seg_forced, seg_index = {}, [], [], [], []
@@ -289,9 +298,7 @@ def _tw(
             seg = s[cols].norm(dim=0) / (width if score_norm == "count" else math.sqrt(width))  # [K]
             seg_scores.append(seg)
             seg_sizes.append(torch.full_like(seg, width))
-            f = torch.zeros(seg.numel(), dtype=torch.bool)
-            f[torch.argsort(-seg, stable=True)[: math.ceil(min_density * seg.numel())]] = True
-            seg_forced.append(f)
+            seg_forced.append(_guard(seg, min_density ** (1 - col_share)))
             seg_index.append((name, t))
     if not seg_scores:
         return layouts
@@ -356,7 +363,9 @@ def compute_masks(
         block: BW block size.
         restore: TEW, the fraction g of all weights restored element-wise.
         col_share: TW, the share of log-density spent on columns (d_col = d^col_share).
-        min_density: per-layer guard: every layer keeps at least this fraction of its columns, every tile of its rows.
+        min_density: per-layer guard: every layer keeps at least this fraction of its weights (EW: its top weights,
+            BW: blocks, TW: the top min_density^col_share of its columns and min_density^(1-col_share) of every
+            tile's rows).
         score_norm: TW segment normaliser, ``"count"`` (‖·‖₂ / count, the official form) or ``"sqrt"`` (RMS).
     """
     if pattern not in PATTERNS:
@@ -373,9 +382,9 @@ def compute_masks(
         raise ValueError(f"expected 0 <= sparsity < 1, got {sparsity}")
     density = 1 - sparsity
     if pattern == "ew":
-        return _ew(scores, density), {}
+        return _ew(scores, density, min_density), {}
     if pattern == "bw":
-        return _bw(scores, density, block), {}
+        return _bw(scores, density, block, min_density), {}
     if pattern == "tew":
         if not 0 <= restore < density:
             raise ValueError(f"TEW restores a fraction g with 0 <= g < density ({density:g}), got {restore}")
@@ -398,7 +407,8 @@ def compute_masks(
     # tvw: TW at density·m/n with row counts in multiples of m, then n:m along the compacted rows of each tile
     if density > n / m + 1e-12:
         raise ValueError(f"TVW with {n}:{m} inside the tiles prunes at least {1 - n / m:g}; got sparsity={sparsity}")
-    tiles = _tw(scores, density * m / n, tile, col_share, min_density, row_multiple=m, score_norm=score_norm)
+    md = min(1.0, min_density * m / n)  # the guard on the TW part, so that the layer keeps min_density after N:M
+    tiles = _tw(scores, density * m / n, tile, col_share, md, row_multiple=m, score_norm=score_norm)
     masks = {}
     for name, s in scores.items():
         mask = torch.zeros(s.shape, dtype=torch.bool)
