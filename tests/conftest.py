@@ -26,6 +26,15 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.pop("HF_HUB_OFFLINE", None)
 
+# Triton kernels run under the interpreter without CUDA. Triton reads TRITON_INTERPRET when a kernel is decorated,
+# and other test modules may import triton (through torch or transformers) before the kernel tests are collected,
+# so the switch is set here, before any of them.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 
 @pytest.fixture(scope="session")
 def hub_server(tmp_path_factory):
