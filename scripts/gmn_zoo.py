@@ -9,7 +9,8 @@ Net i uses family FAMILIES[i % 5], an architecture and training recipe drawn by 
 reproducible on its own. Training: AdamW on the 60,000 MNIST training images (random batches of 128) for the drawn
 number of steps; the label is the accuracy on the 10,000 test images. Output under ``$ZOO_CACHE/gmn_zoo`` (default
 ``~/.cache/zoo/derived/gmn_zoo``): ``rows.jsonl`` (one net per line, appended as they finish) and ``dataset/`` (the
-Arrow dataset: id, family, spec, width, n_params, weights, accuracy). Requires ``ZOO_DATA``.
+Arrow dataset: id, family, spec, width, n_params, weights (``parameters()`` order), buffers (the floating-point
+buffers, BatchNorm running statistics, in ``buffers()`` order), accuracy). Requires ``ZOO_DATA``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def train_one(index: int, seed: int, x_train, y_train, x_test, y_test) -> dict:
         for xb, yb in zip(x_test.split(2500), y_test.split(2500)):
             right += int((net(xb).argmax(1) == yb).sum())
     weights = torch.cat([p.detach().flatten() for p in net.parameters()])
+    # floating-point buffers (BatchNorm running statistics) in state_dict order, so the net can be re-evaluated
+    buffers = [b.detach().flatten() for b in net.buffers() if b.is_floating_point()]
+    buffers = torch.cat(buffers) if buffers else torch.zeros(0)
     if not torch.isfinite(weights).all():  # a diverged run: keep it, with its chance-level accuracy, but finite
         weights = torch.nan_to_num(weights, nan=0.0, posinf=1e4, neginf=-1e4)
     return {
@@ -62,6 +66,7 @@ def train_one(index: int, seed: int, x_train, y_train, x_test, y_test) -> dict:
         "spec": json.dumps(spec, sort_keys=True),
         "n_params": count_parameters(net),
         "weights": [round(float(v), 7) for v in weights],
+        "buffers": [round(float(v), 7) for v in buffers],
         "accuracy": right / len(y_test),
         "seconds": round(time.perf_counter() - t, 2),
     }

@@ -18,11 +18,15 @@ prediction task applies a sigmoid). Only torch is imported here; the graphs come
   out), with a DeepSets (masked mean) readout over the remaining positions.
 * ``DeepSetsMeta``: DeepSets over the set of (value, layer index, edge type) of all edges.
 * ``StatNN``: an MLP over 7 statistics (mean, variance, min, max, q25, q50, q75) of each parameter tensor.
+
+``MetanetConfig`` names one of the four (``model``) with its config's keyword arguments (``options``);
+``build_metanet(config)`` builds it. The family ``gmn`` trains them with ``zoo.methods.gmn.GMNModule`` on the network
+zoo of ``zoo.data.netzoo.NetZooDataModule``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -48,6 +52,9 @@ __all__ = [
     "graph_vectors",
     "parameter_sequences",
     "tensor_statistics",
+    "METANETS",
+    "MetanetConfig",
+    "build_metanet",
 ]
 
 _RESIDUAL = EDGE_TYPES["residual"]
@@ -485,3 +492,88 @@ class StatNN(nn.Module):
         """Logits ``[num_graphs]``."""
         stats = tensor_statistics(data, self.config.max_tensors, self.mlp[0].weight.dtype)
         return self.mlp(stats.flatten(1))[:, 0]
+
+
+# -- builders ---------------------------------------------------------------------------------------------------------
+METANETS: dict[str, tuple[type, type]] = {
+    "gmn": (GMN, GMNConfig),
+    "dmc": (DMC, DMCConfig),
+    "deepsets": (DeepSetsMeta, DeepSetsMetaConfig),
+    "statnn": (StatNN, StatNNConfig),
+}
+
+
+@dataclass
+class MetanetConfig:
+    """Which metanetwork to build and its architecture; every value is JSON-able.
+
+    Args:
+        model: ``"gmn"`` (``GMN``), ``"dmc"`` (``DMC``), ``"deepsets"`` (``DeepSetsMeta``) or ``"statnn"``
+            (``StatNN``).
+        options: keyword arguments of that model's config (``GMNConfig``, ``DMCConfig``, ``DeepSetsMetaConfig``,
+            ``StatNNConfig``); missing keys take the config's defaults.
+    """
+
+    model: str = "gmn"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.model not in METANETS:
+            raise ValueError(f"expected model in {sorted(METANETS)}, got {self.model!r}")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"expected options to be a dict of config values, got {type(self.options).__name__}")
+        known = set(METANETS[self.model][1].__dataclass_fields__)
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            raise ValueError(
+                f"{METANETS[self.model][1].__name__} has no option(s) {unknown}; expected keys among {sorted(known)}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_metanet(config: MetanetConfig | dict | None = None) -> nn.Module:
+    """The metanetwork of ``config`` (a ``MetanetConfig`` or its dict; default: a GMN with default options).
+
+    Returns:
+        ``GMN``, ``DMC``, ``DeepSetsMeta`` or ``StatNN``; each maps a ``Batch`` of parameter graphs to logits
+        ``[num_graphs]``.
+    """
+    if config is None:
+        config = MetanetConfig()
+    elif isinstance(config, dict):
+        config = MetanetConfig(**config)
+    model_cls, config_cls = METANETS[config.model]
+    return model_cls(config_cls(**config.options))
+
+
+# -- registry ---------------------------------------------------------------------------------------------------------
+from zoo.registry import Family, register_family  # noqa: E402
+
+register_family(
+    Family(
+        name="gmn",
+        module="zoo.methods.gmn:GMNModule",
+        datamodule="zoo.data.netzoo:NetZooDataModule",
+        paper={
+            "title": "Graph Metanetworks for Processing Diverse Neural Architectures",
+            "arxiv": "2312.04501",
+            "authors": ["Derek Lim", "Haggai Maron", "Marc T. Law", "Jonathan Lorraine", "James Lucas"],
+            "year": 2024,
+            "url": "https://research.nvidia.com/labs/toronto-ai/GMN/",
+        },
+        # our implementation's license; the official code's LICENSE (NVIDIA proprietary) forbids use, so nothing of
+        # it is reused here (see the module docstring)
+        license="mit",
+        upstream="https://github.com/cptq/graph_metanetworks",
+        citation="""@inproceedings{lim2024graph,
+  title     = {Graph Metanetworks for Processing Diverse Neural Architectures},
+  author    = {Lim, Derek and Maron, Haggai and Law, Marc T. and Lorraine, Jonathan and Lucas, James},
+  booktitle = {The Twelfth International Conference on Learning Representations},
+  year      = {2024}
+}""",
+        extra="graph",
+        card=None,
+    )
+)

@@ -1,0 +1,136 @@
+"""Training of metanetworks that predict a network's test accuracy from its weights (GMN, arXiv 2312.04501).
+
+One LightningModule for the four metanetworks of ``zoo.models.gmn`` (``net.model`` = ``gmn``, ``dmc``, ``deepsets`` or
+``statnn``), trained on batches of parameter graphs from ``zoo.data.netzoo.NetZooDataModule``:
+
+* loss: binary cross-entropy between sigmoid(logit) and the true accuracy in [0, 1] (the paper's loss for accuracy
+  prediction), i.e. ``binary_cross_entropy_with_logits(logit, accuracy)``;
+* metrics on the predicted accuracy sigmoid(logit) against the true one: R² (``val/r2``, ``test/r2``), Kendall τ
+  (``val/kendall_tau``, ``test/kendall_tau``) and the mean squared error (``val/mse``, ``test/mse``), each computed
+  over the whole split at the end of the epoch;
+* AdamW (Adam when ``weight_decay`` is 0);
+* model selection: the weights of the epoch with the best validation R² (strict improvement) are kept and restored
+  when training ends, so ``trainer.test`` after ``trainer.fit`` evaluates the selected weights (``best_val`` and
+  ``best_epoch`` record them).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics import KendallRankCorrCoef, MeanSquaredError, MetricCollection, R2Score
+
+from zoo.hub import ZooModule
+from zoo.models.gmn import MetanetConfig, build_metanet
+
+__all__ = ["GMNModule"]
+
+
+class GMNModule(ZooModule):
+    """LightningModule of the gmn family: accuracy prediction from a network's parameter graph.
+
+    Args:
+        net: the metanetwork (``MetanetConfig`` or its dict: ``{"model": "gmn", "options": {...}}``).
+        lr: learning rate.
+        weight_decay: decoupled weight decay (AdamW); 0 gives Adam.
+        seed: seeds the metanetwork's initialisation.
+        init_from: checkpoint (id, directory or Hub repo) to start from.
+    """
+
+    family = "gmn"
+
+    def __init__(
+        self,
+        net: MetanetConfig | dict | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        init_from: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.net_config = net if isinstance(net, MetanetConfig) else MetanetConfig(**(net or {}))
+        self.save_hyperparameters(ignore=["net"])
+        self.hparams["net"] = self.net_config.to_dict()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = build_metanet(self.net_config)
+        metrics = MetricCollection({"r2": R2Score(), "kendall_tau": KendallRankCorrCoef(), "mse": MeanSquaredError()})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self._best: tuple[float, int, dict] | None = None
+        self.best_val: float | None = None
+        self.best_epoch: int | None = None
+        if init_from:
+            self.init_weights_from(init_from)
+
+    def forward(self, batch) -> Tensor:
+        """Logits ``[num_graphs]`` of a ``Batch`` of parameter graphs; sigmoid gives the predicted accuracy."""
+        return self.net(batch)
+
+    def _target(self, batch) -> Tensor:
+        y = getattr(batch, "y", None)
+        if y is None or y.dim() != 1 or y.shape[0] != batch.num_graphs:
+            shape = None if y is None else tuple(y.shape)
+            raise ValueError(
+                f"expected batch.y of shape [{batch.num_graphs}] (one accuracy per graph), got {shape}; "
+                "use zoo.data.netzoo.NetZooDataModule"
+            )
+        return y.float()
+
+    # -- steps ------------------------------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        logits = self(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), self._target(batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.num_graphs)
+        return loss
+
+    def _eval_step(self, batch, metrics: MetricCollection, stage: str) -> None:
+        logits = self(batch)
+        y = self._target(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+        self.log(f"{stage}/loss", loss, batch_size=batch.num_graphs)
+        metrics.update(torch.sigmoid(logits.float()), y)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metrics, "test")
+
+    def _epoch_end(self, metrics: MetricCollection) -> dict[str, float]:
+        values = metrics.compute()
+        metrics.reset()
+        self.log_dict(values)
+        return {k: float(v) for k, v in values.items()}
+
+    def on_validation_epoch_end(self) -> None:
+        values = self._epoch_end(self.val_metrics)
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        r2 = values["val/r2"]
+        r2 = -math.inf if math.isnan(r2) else r2
+        if self._best is None or r2 > self._best[0]:
+            self._best = (r2, self.current_epoch, copy.deepcopy(self.net.state_dict()))
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end(self.test_metrics)
+
+    def on_fit_start(self) -> None:
+        self._best = None
+
+    def on_train_end(self) -> None:
+        """Restore the best-validation weights (before callbacks such as SavePretrained run at fit end)."""
+        if self._best is not None:
+            self.best_val, self.best_epoch = self._best[0], self._best[1]
+            self.net.load_state_dict(self._best[2])
+
+    def predict_step(self, batch, batch_idx: int) -> Tensor:
+        """Predicted accuracies ``[num_graphs]`` in [0, 1]."""
+        return torch.sigmoid(self(batch))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
