@@ -17,6 +17,7 @@ reported with the ratio dense / candidate.
     python scripts/bench_tvw.py --quick                 # M = 2048 only, fewer repetitions (about a minute on CPU)
     python scripts/bench_tvw.py [--threads 1]           # the full grid on CPU: the "cpu" path of zoo.pruning.tvw
     python scripts/bench_tvw.py --device cuda           # Triton kernel vs cuBLAS (+ PyTorch 2:4 semi-structured)
+    python scripts/bench_tvw.py --device cuda --sweep   # launch-parameter sweep of the kernel (chooses defaults)
 
 Writes results/pruning/bench_tvw.json and results/pruning/bench_tvw.md (``--device cuda``: bench_tvw_cuda.*).
 """
@@ -24,6 +25,7 @@ Writes results/pruning/bench_tvw.json and results/pruning/bench_tvw.md (``--devi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -82,13 +84,14 @@ def layouts_for(w_nk: Tensor, sparsity: float, tile: int) -> dict[str, tuple[Til
 def _timer(device: str):
     if device == "cuda":
 
-        def run(fn) -> float:
+        def run(fn, inner: int = 10) -> float:  # `inner` back-to-back launches: microsecond kernels
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
-            fn()
+            for _ in range(inner):
+                fn()
             end.record()
             torch.cuda.synchronize()
-            return start.elapsed_time(end) / 1e3
+            return start.elapsed_time(end) / 1e3 / inner
 
     else:
 
@@ -162,6 +165,63 @@ def bench_shape(m: int, k: int, n: int, args, dtype: torch.dtype) -> list[dict]:
     return rows
 
 
+SWEEP = [  # (block_m, block_n, block_k, num_warps, num_stages, compact_out)
+    (bm, 128, bk, wp, st, co)
+    for bm in (64, 128)
+    for bk in (32, 64)
+    for wp in (4, 8)
+    for st in (3, 4)
+    for co in (False, True)
+]
+
+
+def sweep(args, dtype: torch.dtype) -> list[dict]:
+    """Time the Triton kernel over ``SWEEP`` on BERT-base FFN shapes at 75% (TW eq and TVW) against cuBLAS."""
+    from zoo.pruning.kernels.tvw_triton import tvw_matmul_triton
+
+    rows = []
+    run = _timer("cuda")
+    for m, k, n in [(8192, 768, 3072), (8192, 3072, 768), (2048, 768, 3072)]:
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(n, k, generator=g).to("cuda", dtype)
+        x = torch.randn(m, k, generator=g).to("cuda", dtype)
+        b = torch.randn(n, generator=g).to("cuda", dtype)
+        lays = layouts_for(w, 0.75, args.tile)
+        with torch.no_grad():
+            dense = statistics.median(run(functools.partial(F.linear, x, w, b)) for _ in range(args.reps))
+            for name in ("TW eq", "TVW"):
+                lay, mask = lays[name]
+                packed = pack(w, lay, mask=mask.to("cuda"))
+                for bm, bn, bk, wp, st, co in SWEEP:
+                    kw = dict(block_m=bm, block_n=bn, block_k=bk, num_warps=wp, num_stages=st, compact_out=co)
+                    try:
+                        tvw_matmul_triton(x, packed, b, **kw)
+                        ms = statistics.median(
+                            run(functools.partial(tvw_matmul_triton, x, packed, b, **kw)) for _ in range(args.reps)
+                        )
+                    except Exception as e:  # out of shared memory / registers for this config
+                        print(f"{name} {kw}: {type(e).__name__}")
+                        continue
+                    rows.append(
+                        {
+                            "M": m,
+                            "K": k,
+                            "N": n,
+                            "pattern": name,
+                            **kw,
+                            "ms": round(ms * 1e3, 4),
+                            "speedup": round(dense / ms, 3),
+                        }
+                    )
+            for name in ("TW eq", "TVW"):
+                sel = sorted(
+                    (r for r in rows if (r["M"], r["K"], r["N"], r["pattern"]) == (m, k, n, name)),
+                    key=lambda r: r["ms"],
+                )
+                print(f"M={m} K={k} N={n} {name}: dense {dense * 1e3:.3f} ms; best", sel[:3], flush=True)
+    return rows
+
+
 def _semi_structured(w: Tensor, dtype: torch.dtype):
     """The weight pruned to plain 2:4 along K as PyTorch's semi-structured tensor (CUDA sm80+), or None."""
     try:
@@ -199,7 +259,8 @@ def markdown(rows: list[dict], info: dict, args) -> str:
     for m, k, n, s in sorted(keys, key=lambda t: (t[0], SHAPES.index((t[1], t[2])), t[3])):
         sel = {r["pattern"]: r for r in rows if (r["M"], r["K"], r["N"], r["sparsity"]) == (m, k, n, s)}
         cells = [f"{sel[p]['speedup']:.2f}×" if p in sel else "–" for p in pats]
-        lines.append(f"| {m} | {k}×{n} | {s:g} | {sel['dense']['ms']:.1f} | " + " | ".join(cells) + " |")
+        dense_ms = f"{sel['dense']['ms']:.3f}" if args.device == "cuda" else f"{sel['dense']['ms']:.1f}"
+        lines.append(f"| {m} | {k}×{n} | {s:g} | {dense_ms} | " + " | ".join(cells) + " |")
     stem = "bench_tvw" + ("_cuda" if args.device == "cuda" else "")
     lines += ["", f"Reached densities and the column density of each layout: {stem}.json."]
     return "\n".join(lines) + "\n"
@@ -221,9 +282,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's default)")
     parser.add_argument("--dtype", default=None, choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--tile", type=int, default=128)
+    parser.add_argument("--sweep", action="store_true", help="CUDA: launch-parameter sweep (bench_tvw_sweep.json)")
     parser.add_argument("--no-semi", dest="semi", action="store_false", help="skip PyTorch's 2:4 on CUDA")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "pruning")
+    parser.add_argument("--render", action="store_true", help="rewrite the .md from the existing .json (no timing)")
     args = parser.parse_args()
+    if args.render:
+        stem = "bench_tvw" + ("_cuda" if args.device == "cuda" else "")
+        saved = json.loads((args.out / f"{stem}.json").read_text())
+        args.reps, args.dtype = saved["settings"]["reps"], saved["settings"]["dtype"]
+        (args.out / f"{stem}.md").write_text(markdown(saved["rows"], saved["machine"], args))
+        print(f"wrote {args.out / stem}.md")
+        return
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here")
     if args.threads:
@@ -233,6 +303,13 @@ def main() -> None:
     dtype = getattr(torch, args.dtype)
     info = machine(args.device)
     print(f"machine: {info}")
+    if args.sweep:
+        if args.device != "cuda":
+            raise SystemExit("--sweep needs --device cuda")
+        rows = sweep(args, dtype)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench_tvw_sweep.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+        return
     rows = []
     for m in [2048] if args.quick else [2048, 8192]:
         for k, n in SHAPES:

@@ -18,6 +18,7 @@ BLOCKS = {
     "pruning-accuracy-conn": "results/pruning/accuracy_conn.md",
     "pruning-accuracy-minilm": "results/pruning/accuracy_minilm.md",
     "pruning-bench": "results/pruning/bench_tvw.md",
+    "pruning-bench-cuda": "results/pruning/bench_tvw_cuda.md",
     "pruning-abft": "results/pruning/abft.md",
 }
 

@@ -57,6 +57,8 @@ CASES = [  # (M, K, N, tile, col_keep, row_keep, nm)
     (64, 64, 64, 16, 1.0, 1.0, None),  # dense tiles, identity order
     (50, 72, 90, 32, 0.6, 0.5, (2, 4)),
     (64, 128, 96, 16, 0.5, 0.7, (2, 4)),
+    (37, 80, 100, 32, 0.6, 1.0, None),  # every tile keeps all rows: the no-gather path
+    (64, 64, 96, 16, 0.5, 1.0, (2, 4)),
 ]
 
 
@@ -100,6 +102,22 @@ def test_kernel_block_sizes(block):
     bm, bn, bk = block
     y = tvw_matmul_triton(x, pack(w, lay, mask=mask), b, block_m=bm, block_n=bn, block_k=bk)
     assert torch.equal(y, masked_linear(x, w, mask, b))
+
+
+@pytest.mark.parametrize("compact_out", [True, False])
+@pytest.mark.parametrize("nm", [None, (2, 4)])
+def test_kernel_output_modes_and_aligned_cache(compact_out, nm):
+    """Scattered and compact-then-index_copy stores agree; the aligned weight copy follows in-place updates."""
+    from zoo.pruning.kernels.tvw_triton import ALIGN, tvw_matmul_triton
+
+    lay, mask, w, b, x = setup(40, 72, 90, 32, 0.6, 0.5, nm, torch.float32, seed=6, ints=True)
+    packed = pack(w, lay, mask=mask)
+    assert torch.equal(tvw_matmul_triton(x, packed, b, compact_out=compact_out), masked_linear(x, w, mask, b))
+    tiles = packed._kernel[1][2]
+    assert (tiles[:, 4] % ALIGN == 0).all() and (tiles[:, 5] % ALIGN == 0).all()
+    with torch.no_grad():
+        packed.values.mul_(2)  # in place: the cached copy must be rebuilt
+    assert torch.equal(tvw_matmul_triton(x, packed, None, compact_out=compact_out), masked_linear(x, 2 * w, mask, None))
 
 
 def test_kernel_errors():

@@ -147,6 +147,7 @@ class TVWPacked:
     tiles: Tensor
     groups: tuple[_Group, ...]
     _blocks: list[Tensor] | None = field(default=None, repr=False, compare=False)
+    _kernel: tuple | None = field(default=None, repr=False, compare=False)  # the Triton kernel's aligned copy
 
     @property
     def in_features(self) -> int:
