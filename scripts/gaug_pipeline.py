@@ -194,14 +194,9 @@ def stage_table(seeds: int, methods, gnns, datasets) -> None:
 
 
 def _merge(path: Path, row: dict) -> None:
-    import fcntl
+    from shipping import append_row
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() else {"rows": []}
-        data["rows"].append(row)
-        path.write_text(json.dumps(data, indent=1) + "\n")
+    append_row(path, row)
 
 
 def machine() -> str:

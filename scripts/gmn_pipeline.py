@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 import torch
@@ -183,22 +182,17 @@ def run_recipe(
     if root is not None:
         data_args["root"] = root
     dm = NetZooDataModule(**data_args)
-    trainer_args = dict(cfg["trainer"]) | {"enable_progress_bar": False}
-    if max_epochs is not None:
-        trainer_args["max_epochs"] = max_epochs
-    trainer = L.Trainer(**trainer_args)
-    t = time.perf_counter()
-    trainer.fit(module, datamodule=dm)
-    seconds = time.perf_counter() - t
-    (metrics,) = trainer.test(module, datamodule=dm, verbose=False)
+    from shipping import fit_and_test
+
+    metrics, run = fit_and_test(module, dm, cfg["trainer"], max_epochs)
     return {
         "r2": round(float(metrics["test/r2"]), 6),
         "kendall_tau": round(float(metrics["test/kendall_tau"]), 6),
         "mse": round(float(metrics["test/mse"]), 6),
-        "val_r2": round(float(module.best_val), 6) if module.best_val is not None else None,
-        "best_epoch": module.best_epoch,
-        "epochs": trainer.current_epoch,
-        "seconds": round(seconds, 1),
+        "val_r2": run["best_val"],
+        "best_epoch": run["best_epoch"],
+        "epochs": run["epochs"],
+        "seconds": run["seconds"],
         "nets": {k: len(v) for k, v in dm.split_ids.items()},
     }
 
@@ -227,14 +221,9 @@ def stage_table(args) -> None:
 
 
 def _merge(path: Path, row: dict) -> None:
-    import fcntl
+    from shipping import append_row
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        data = json.loads(path.read_text()) if path.exists() else {"rows": []}
-        data["rows"].append(row)
-        path.write_text(json.dumps(data, indent=1) + "\n")
+    append_row(path, row)
 
 
 def summary(rows: list[dict]) -> dict:

@@ -47,3 +47,42 @@ def eval_to_json(model_id: str, results_dir: Path) -> dict:
     (results_dir / f"{model_id}.json").write_text(json.dumps(metrics, indent=1) + "\n")
     print(model_id, metrics, flush=True)
     return metrics
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append ``row`` to ``{"rows": [...]}`` in the JSON file ``path`` under a file lock (parallel table runs)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {"rows": []}
+        data["rows"].append(row)
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def fit_and_test(module, datamodule, trainer_args: dict, max_epochs: int | None = None) -> tuple[dict, dict]:
+    """Fit, then test the selected weights, in this process (no progress bar).
+
+    Returns:
+        ``(test metrics, run)``, ``run`` = ``{"best_val", "best_epoch", "epochs", "seconds"}`` (``best_val`` and
+        ``best_epoch`` from a ``zoo.methods.BestValidation`` module).
+    """
+    import lightning as L
+
+    trainer_args = dict(trainer_args) | {"enable_progress_bar": False}
+    if max_epochs:
+        trainer_args["max_epochs"] = max_epochs
+    trainer = L.Trainer(**trainer_args)
+    t = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    seconds = time.perf_counter() - t
+    (metrics,) = trainer.test(module, datamodule=datamodule, verbose=False)
+    best = getattr(module, "best_val", None)
+    run = {
+        "best_val": round(float(best), 6) if best is not None else None,
+        "best_epoch": getattr(module, "best_epoch", None),
+        "epochs": trainer.current_epoch,
+        "seconds": round(seconds, 1),
+    }
+    return metrics, run

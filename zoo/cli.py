@@ -107,8 +107,37 @@ def _list(pattern: str) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _predict_text(argv: list[str]) -> int:
+    """``zoo predict --model ID --text "..." [--text ...] [--json]``: classify raw text with a checkpoint whose
+    module has ``predict_text`` (text families such as textssl)."""
+    parser = argparse.ArgumentParser(prog="zoo predict", description="Classify raw text with a pretrained checkpoint.")
+    parser.add_argument("--model", required=True, help="registered id, local directory or Hub repo id")
+    parser.add_argument("--text", action="append", required=True, help="a document (repeat for a batch)")
+    parser.add_argument("--json", action="store_true", help="print one JSON list of predictions")
+    args = parser.parse_args(argv)
+    from zoo import from_pretrained
+
+    try:
+        module = from_pretrained(args.model)
+        if not hasattr(module, "predict_text"):
+            raise ValueError(f"{args.model} ({module.family}) does not classify raw text; use `zoo predict --config`")
+        preds = module.predict_text(args.text)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        print(f"zoo predict: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(preds))
+    else:
+        for text, pred in zip(args.text, preds):
+            top = ", ".join(f"{k} {v:.3f}" for k, v in sorted(pred["probabilities"].items(), key=lambda kv: -kv[1])[:3])
+            print(f"{pred['label']}\t({top})\t{text[:60]}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["predict"] and any(a == "--text" or a.startswith("--text=") for a in argv):
+        return _predict_text(argv[1:])
     if argv and argv[0] in LIGHTNING_COMMANDS:
         _lightning_cli(argv)
         return 0

@@ -17,7 +17,7 @@ from typing import Any
 __all__ = ["Family", "ModelEntry", "register_family", "register_model", "get_family", "get_entry", "list_entries"]
 
 # modules whose import registers families and checkpoints; one per family
-_FAMILY_MODULES = ("zoo.models.conn", "zoo.models.gaug", "zoo.models.gmn")
+_FAMILY_MODULES = ("zoo.models.conn", "zoo.models.gaug", "zoo.models.gmn", "zoo.models.textssl")
 
 
 @dataclass(frozen=True)

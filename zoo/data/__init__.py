@@ -28,6 +28,9 @@ SOURCES = {
     "<ds>_adj.pkl, <ds>_features.pkl, <ds>_labels.pkl, <ds>_tvt_nids.pkl for ds in cora, citeseer",
     "textgcn": "the `data/` folder of https://github.com/yao8839836/text_gcn (commit 96222365), gzipped: "
     "mr/text_{train,test}.txt.gz and mr/label_{train,test}.txt.gz, R8/{train,test}.txt.gz, meta/<ds>.txt",
+    "reuters21578": "Reuters-21578 Distribution 1.0 (https://kdd.ics.uci.edu/databases/reuters21578/) plus the "
+    "derived R8/R52 document tables described in the data MANIFEST (reuters21578/derived/r8_r52_docs.jsonl.gz, "
+    "reuters21578/splits/R8_docs.tsv.gz, reuters21578/splits/R52_docs.tsv.gz)",
     "planetoid": "the `gcn/data/` folder of https://github.com/tkipf/gcn (commit 39a4089f): the ind.<ds>.{x,y,tx,ty,"
     "allx,ally,graph,test.index} files for ds in cora, citeseer",
 }

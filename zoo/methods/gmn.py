@@ -16,21 +16,19 @@ One LightningModule for the four metanetworks of ``zoo.models.gmn`` (``net.model
 
 from __future__ import annotations
 
-import copy
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import KendallRankCorrCoef, MeanSquaredError, MetricCollection, R2Score
 
 from zoo.hub import ZooModule
+from zoo.methods import BestValidation
 from zoo.models.gmn import MetanetConfig, build_metanet
 
 __all__ = ["GMNModule"]
 
 
-class GMNModule(ZooModule):
+class GMNModule(BestValidation, ZooModule):
     """LightningModule of the gmn family: accuracy prediction from a network's parameter graph.
 
     Args:
@@ -61,9 +59,6 @@ class GMNModule(ZooModule):
         metrics = MetricCollection({"r2": R2Score(), "kendall_tau": KendallRankCorrCoef(), "mse": MeanSquaredError()})
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self._best: tuple[float, int, dict] | None = None
-        self.best_val: float | None = None
-        self.best_epoch: int | None = None
         if init_from:
             self.init_weights_from(init_from)
 
@@ -108,25 +103,10 @@ class GMNModule(ZooModule):
         return {k: float(v) for k, v in values.items()}
 
     def on_validation_epoch_end(self) -> None:
-        values = self._epoch_end(self.val_metrics)
-        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
-            return
-        r2 = values["val/r2"]
-        r2 = -math.inf if math.isnan(r2) else r2
-        if self._best is None or r2 > self._best[0]:
-            self._best = (r2, self.current_epoch, copy.deepcopy(self.net.state_dict()))
+        self.consider_best(self._epoch_end(self.val_metrics)["val/r2"])
 
     def on_test_epoch_end(self) -> None:
         self._epoch_end(self.test_metrics)
-
-    def on_fit_start(self) -> None:
-        self._best = None
-
-    def on_train_end(self) -> None:
-        """Restore the best-validation weights (before callbacks such as SavePretrained run at fit end)."""
-        if self._best is not None:
-            self.best_val, self.best_epoch = self._best[0], self._best[1]
-            self.net.load_state_dict(self._best[2])
 
     def predict_step(self, batch, batch_idx: int) -> Tensor:
         """Predicted accuracies ``[num_graphs]`` in [0, 1]."""

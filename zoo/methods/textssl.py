@@ -1,0 +1,180 @@
+"""Training of TextSSL (arXiv 2112.06386) and its baselines on per-document graphs.
+
+``TextSSLModule`` wraps ``zoo.models.textssl.TextSSLNet``: cross-entropy over documents, Adam(W), accuracy
+(torchmetrics) on validation and test, and the official protocol's model selection: the weights of the epoch with the
+best validation accuracy, later ties winning (``>=``), are restored when training ends, so ``trainer.test`` reports
+the test accuracy at the best validation epoch.
+
+The network is built in ``setup`` from the data module when the config has no vocabulary yet (a fresh recipe): the
+vocabulary, the word vectors (stored in the checkpoint in fp16) and the class names come from
+``zoo.textssl.data.TextSSLDataModule``. A pretrained checkpoint carries all three, and ``predict_text`` classifies raw
+text with them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from zoo.hub import ZooModule
+from zoo.methods import BestValidation
+from zoo.models.textssl import TextSSLConfig, TextSSLNet
+
+__all__ = ["TextSSLModule"]
+
+
+class TextSSLModule(BestValidation, ZooModule):
+    """LightningModule of the textssl family.
+
+    Args:
+        net: ``TextSSLConfig`` or its dict (``vocab`` may be left empty: filled from the data module).
+        lr: learning rate.
+        weight_decay: decoupled weight decay (AdamW); 0 gives Adam.
+        seed: seeds the network's initialisation and the structure sampling.
+        init_from: checkpoint (id, directory or Hub repo) to start from; its vocabulary and vectors are used.
+        labels: class names (filled from the data module when None).
+    """
+
+    family = "textssl"
+    later_ties_win = True
+
+    def __init__(
+        self,
+        net: TextSSLConfig | dict | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        init_from: str | None = None,
+        labels: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net_config = net if isinstance(net, TextSSLConfig) else TextSSLConfig(**(net or {}))
+        self.save_hyperparameters(ignore=["net"])
+        self.labels = list(labels) if labels else None
+        self.net: TextSSLNet | None = None
+        if self.net_config.vocab:
+            self._build()
+        if init_from:
+            donor = type(self).from_pretrained(init_from) if not isinstance(init_from, ZooModule) else init_from
+            self.net_config = donor.net_config
+            self.labels = donor.labels
+            self._build()
+            self.net.load_state_dict(donor.net.state_dict())
+
+    max_words = 350  # truncation of raw text, as the corpora are truncated
+
+    @property
+    def vocab(self) -> list[str] | None:
+        return self.net_config.vocab or None
+
+    def _build(self, vectors: Tensor | None = None) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.hparams.seed)
+            self.net = TextSSLNet(self.net_config, vectors)
+        self.hparams["net"] = self.net_config.to_dict()
+        self.hparams["labels"] = self.labels
+        n = self.net_config.num_classes
+        self.val_acc = MulticlassAccuracy(n, average="micro")
+        self.test_acc = MulticlassAccuracy(n, average="micro")
+
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if self.net is not None or dm is None:
+            if self.net is None:
+                raise RuntimeError("TextSSLModule has no vocabulary: train it with TextSSLDataModule")
+            return
+        self.labels = list(dm.labels)
+        self.net_config.vocab = list(dm.vocab)
+        self.net_config.embed_dim = int(dm.vectors.shape[1])
+        self.net_config.num_classes = len(dm.labels)
+        self.net_config.vectors = dm.hparams.vectors
+        self.net_config.graph = dm.hparams.graph
+        self.net_config.window = dm.hparams.window
+        self._build(dm.vectors)
+
+    def forward(self, batch) -> Tensor:
+        """Logits ``[num_graphs, num_classes]`` of a batch of document graphs."""
+        return self.net(batch)
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        loss = F.cross_entropy(self(batch), batch.y)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.num_graphs)
+        return loss
+
+    def _eval_step(self, batch, metric, stage: str) -> None:
+        logits = self(batch)
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch.y), batch_size=batch.num_graphs)
+        metric.update(logits, batch.y)
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_acc, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_acc, "test")
+
+    def on_validation_epoch_end(self) -> None:
+        acc = float(self.val_acc.compute())
+        self.val_acc.reset()
+        self.log("val/accuracy", acc, prog_bar=True)
+        self.consider_best(acc)
+
+    def on_test_epoch_end(self) -> None:
+        self.log("test/accuracy", float(self.test_acc.compute()))
+        self.test_acc.reset()
+
+    def predict_step(self, batch, batch_idx: int) -> Tensor:
+        """Class probabilities ``[num_graphs, num_classes]``."""
+        return torch.softmax(self(batch), -1)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+    # -- raw text --------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_text(self, texts: str | list[str], batch_size: int = 64) -> list[dict]:
+        """Classify raw documents with this checkpoint's vocabulary and vectors.
+
+        Args:
+            texts: one document or a list of them.
+            batch_size: documents per forward pass.
+
+        Returns:
+            one ``{"label": name, "probabilities": {name: p, ...}}`` per document.
+
+        Raises:
+            ValueError: for an empty text, or one without a single word of the vocabulary (it cannot be classified).
+        """
+        from torch_geometric.data import Batch
+
+        from zoo.data.textssl import preprocess
+        from zoo.textssl.data import encode
+        from zoo.textssl.graph import document_graph
+
+        if self.net is None:
+            raise RuntimeError("this TextSSLModule has no vocabulary yet: load a checkpoint or train it first")
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        index = {w: i for i, w in enumerate(self.vocab)}
+        graphs = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"text {i} is empty: expected a non-empty string of words")
+            ids = encode(preprocess(text, keep=index, max_words=self.max_words), index)
+            if not ids:
+                raise ValueError(
+                    f"text {i} has no word of this model's {len(self.vocab)}-word vocabulary after cleaning "
+                    f"(stop words and unknown words are dropped): {text[:60]!r}"
+                )
+            graphs.append(document_graph(ids, self.net_config.graph, self.net_config.window))
+        was_training = self.training
+        self.eval()
+        out = []
+        labels = self.labels or [str(i) for i in range(self.net_config.num_classes)]
+        for start in range(0, len(graphs), batch_size):
+            batch = Batch.from_data_list(graphs[start : start + batch_size]).to(self.device)
+            for p in torch.softmax(self(batch), -1).cpu():
+                out.append({"label": labels[int(p.argmax())], "probabilities": dict(zip(labels, map(float, p)))})
+        self.train(was_training)
+        return out
