@@ -7,6 +7,7 @@ Stages:
                                               # one run per seed and cell -> results/gmn/table.json (resumable)
                                               # and results/gmn/table.md (mean ± std beside the paper's R²)
     python scripts/gmn_pipeline.py md         # only rewrite results/gmn/table.md from table.json
+    python scripts/gmn_pipeline.py ship       # train gmn-cnn-netzoo into cards/, record its sha256, zoo eval, card
 
 The table runs every recipe unchanged except the split (``data.init_args.split``) and the seed (``model.seed`` and
 ``seed_everything``; the data split's own seed stays fixed, so all seeds see the same nets). For a quick check,
@@ -291,9 +292,68 @@ def write_md(results: Path) -> None:
     (results / "table.md").write_text(text)
 
 
+SHIP = ("gmn-cnn-netzoo",)
+
+
+def golden_nets() -> list:
+    """Four small seeded CNNs (independent of the zoo) whose predicted accuracies the golden test pins."""
+    from torch import nn
+
+    nets = []
+    for seed, width in enumerate((4, 8, 8, 16)):
+        torch.manual_seed(seed)
+        nets.append(
+            nn.Sequential(
+                nn.Conv2d(1, width, 3), nn.ReLU(), nn.Conv2d(width, width, 3), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, 10),
+            )
+        )  # fmt: skip
+    return nets
+
+
+def stage_ship(args) -> None:
+    """Train the shipped checkpoints through `zoo fit`, record their sha256, `zoo eval` them, golden, cards."""
+    import subprocess
+    import sys
+
+    from shipping import eval_to_json, fit_and_register
+
+    from zoo import registry
+
+    ship_path = RESULTS / "ship.json"
+    ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
+    for model_id in SHIP:
+        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
+        if seconds is not None:
+            from zoo.utils import machine
+
+            ship[model_id] = {"seconds": seconds, "machine": machine()}
+            ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
+    for model_id in SHIP:
+        eval_to_json(model_id, RESULTS)
+    subprocess.run([sys.executable, __file__, "golden"], check=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "zoo.cli", "card", *SHIP[:1]], check=True, cwd=REPO)
+
+
+def stage_golden() -> None:
+    """Predicted accuracies of each shipped checkpoint on ``golden_nets()``, for tests/test_gmn_checkpoints.py."""
+    from torch_geometric.data import Batch
+
+    import zoo
+    from zoo.gmn import to_graph
+
+    for model_id in SHIP:
+        model = zoo.from_pretrained(model_id)
+        with torch.no_grad():
+            pred = torch.sigmoid(model(Batch.from_data_list([to_graph(n) for n in golden_nets()])))
+        out = REPO / "tests" / "golden" / f"{model_id}.json"
+        out.write_text(json.dumps({"predicted_accuracy": [round(float(v), 6) for v in pred]}, indent=1) + "\n")
+        print("golden", model_id, pred.tolist())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["recipes", "table", "md"])
+    parser.add_argument("stage", choices=["recipes", "table", "md", "ship", "golden"])
     parser.add_argument("--model", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--kind", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--split", nargs="+", default=list(SPLITS), choices=SPLITS)
@@ -309,6 +369,10 @@ def main() -> None:
         stage_recipes()
     elif args.stage == "table":
         stage_table(args)
+    elif args.stage == "ship":
+        stage_ship(args)
+    elif args.stage == "golden":
+        stage_golden()
     else:
         write_md(args.results)
 

@@ -20,6 +20,8 @@ BLOCKS = {
     "pruning-bench": "results/pruning/bench_tvw.md",
     "pruning-bench-cuda": "results/pruning/bench_tvw_cuda.md",
     "pruning-abft": "results/pruning/abft.md",
+    "gmn-table": "results/gmn/table.md",
+    "textssl-table": "results/textssl/table.md",
 }
 
 
@@ -36,7 +38,8 @@ def table() -> str:
         ours = "not measured"
         if result.exists():
             value = json.loads(result.read_text()).get(entry.metric)
-            ours = f"{entry.metric} {100 * value:.1f}%" if value is not None else ours
+            if value is not None:
+                ours = f"R² {value:.3f}" if entry.metric == "r2" else f"{entry.metric} {100 * value:.1f}%"
         reference = "–"
         paper_of = getattr(__import__(family.module.split(":")[0], fromlist=["x"]), "paper_reference", None)
         if paper_of is not None:

@@ -143,8 +143,10 @@ def stage_vectors(args) -> None:
             key = f"{dataset}/{source}"
             if key in out:
                 continue
-            out[key] = run(dataset, "textssl", 0, args.max_epochs, vectors=source) | {"machine": machine()}
-            print(key, out[key], flush=True)
+            row = run(dataset, "textssl", 0, args.max_epochs, vectors=source) | {"machine": machine()}
+            print(key, row, flush=True)
+            out = json.loads(path.read_text()) if path.exists() else {}  # merge: another process may have written
+            out[key] = row
             RESULTS.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
 

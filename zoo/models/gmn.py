@@ -549,7 +549,7 @@ def build_metanet(config: MetanetConfig | dict | None = None) -> nn.Module:
 
 
 # -- registry ---------------------------------------------------------------------------------------------------------
-from zoo.registry import Family, register_family  # noqa: E402
+from zoo.registry import Family, register_family, register_model  # noqa: E402
 
 register_family(
     Family(
@@ -574,6 +574,21 @@ register_family(
   year      = {2024}
 }""",
         extra="graph",
-        card=None,
+        card="zoo.methods.gmn:card_sections",
     )
 )
+
+
+@register_model(
+    family="gmn",
+    dataset="netzoo-cnn",
+    data={"kind": "cnn", "split": "100"},
+    metric="r2",
+    recipe="recipes/gmn/gmn_cnn.yaml",
+    sha256="45a0583ba9a59581e02d92f704defb2d75abd147eff681bbfb5f3bd7d087f2c1",
+    summary="GMN predicting a 2D CNN's MNIST test accuracy from its weights (our 400-CNN zoo, 100% split).",
+    tags=["metanetwork", "graph-neural-network", "weight-space"],
+)
+def gmn_cnn_netzoo(**overrides) -> MetanetConfig:
+    options = {"hidden": 32, "layers": 4, "readout_hidden": 0, "zero_init": True, "undirected": False}
+    return MetanetConfig(model="gmn", options=options | {"activation_embedding": False} | overrides)

@@ -67,6 +67,8 @@ class TextSSLConfig:
             co-occurrence window: raw-text prediction builds graphs with them.
     """
 
+    DATA_FIELDS = ("vocab",)  # set from the training data, not by a registry builder (a ClassVar: not a field)
+
     vocab: list[str] = field(default_factory=list)
     embed_dim: int = 384
     num_classes: int = 2
@@ -192,7 +194,7 @@ def hard_concrete(p: Tensor, temperature: float, generator: torch.Generator | No
     return hard - y.detach() + y
 
 
-from zoo.registry import Family, register_family  # noqa: E402
+from zoo.registry import Family, register_family, register_model  # noqa: E402
 
 register_family(
     Family(
@@ -218,6 +220,36 @@ register_family(
   year      = {2022}
 }""",
         extra="graph",
-        card=None,
+        card="zoo.methods.textssl:card_sections",
     )
 )
+
+_TAGS = ["text-classification", "graph-neural-network", "structure-learning"]
+
+
+@register_model(
+    family="textssl",
+    dataset="r8",
+    data={"dataset": "r8"},
+    metric="accuracy",
+    recipe="recipes/textssl/r8.yaml",
+    sha256="649308dfc1568821e489b14885cf25903d3bbe510f0c1f83b67be2aa11808cc1",
+    summary="TextSSL on R8 (Reuters, 8 classes): learned sparse inter-sentence edges, word2vec word vectors.",
+    tags=_TAGS,
+)
+def textssl_r8(**overrides) -> TextSSLConfig:
+    return TextSSLConfig(**({"hidden": 96, "num_classes": 8, "embed_dim": 300, "vectors": "word2vec"} | overrides))
+
+
+@register_model(
+    family="textssl",
+    dataset="mr",
+    data={"dataset": "mr"},
+    metric="accuracy",
+    recipe="recipes/textssl/mr.yaml",
+    sha256="c1d5a887b641f69f8606d988e129b858b18e463ec6d4c80a7503e696cd64d509",
+    summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM word vectors.",
+    tags=_TAGS,
+)
+def textssl_mr(**overrides) -> TextSSLConfig:
+    return TextSSLConfig(**({"hidden": 96, "num_classes": 2} | overrides))
