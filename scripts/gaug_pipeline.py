@@ -206,20 +206,9 @@ def machine() -> str:
 
 
 def stage_ship(ids) -> None:
-    from shipping import eval_to_json, fit_and_register
+    from shipping import ship_and_eval
 
-    from zoo import registry
-
-    ship_path = RESULTS / "ship.json"
-    ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
-    for model_id in ids:
-        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
-        if seconds is not None:
-            ship[model_id] = {"seconds": seconds, "machine": machine()}
-            ship_path.parent.mkdir(parents=True, exist_ok=True)
-            ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
-    for model_id in ids:
-        eval_to_json(model_id, RESULTS)
+    ship_and_eval(ids, RESULTS)
     subprocess.run([sys.executable, __file__, "golden", "--ids", *ids], check=True, cwd=REPO)
 
 

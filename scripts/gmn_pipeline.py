@@ -316,21 +316,9 @@ def stage_ship(args) -> None:
     import subprocess
     import sys
 
-    from shipping import eval_to_json, fit_and_register
+    from shipping import ship_and_eval
 
-    from zoo import registry
-
-    ship_path = RESULTS / "ship.json"
-    ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
-    for model_id in SHIP:
-        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
-        if seconds is not None:
-            from zoo.utils import machine
-
-            ship[model_id] = {"seconds": seconds, "machine": machine()}
-            ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
-    for model_id in SHIP:
-        eval_to_json(model_id, RESULTS)
+    ship_and_eval(SHIP, RESULTS)
     subprocess.run([sys.executable, __file__, "golden"], check=True, cwd=REPO)
     subprocess.run([sys.executable, "-m", "zoo.cli", "card", *SHIP[:1]], check=True, cwd=REPO)
 

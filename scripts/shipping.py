@@ -35,6 +35,24 @@ def fit_and_register(model_id: str, recipe: str, *extra: str) -> float | None:
     return seconds
 
 
+def ship_and_eval(ids, results_dir: Path) -> None:
+    """``fit_and_register`` every id (training time and machine into ``results_dir/ship.json`` for those trained
+    now), then ``eval_to_json`` every id."""
+    from zoo import registry
+    from zoo.utils import machine
+
+    ship_path = results_dir / "ship.json"
+    ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
+    for model_id in ids:
+        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
+        if seconds is not None:
+            ship[model_id] = {"seconds": seconds, "machine": machine()}
+            ship_path.parent.mkdir(parents=True, exist_ok=True)
+            ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
+    for model_id in ids:
+        eval_to_json(model_id, results_dir)
+
+
 def eval_to_json(model_id: str, results_dir: Path) -> dict:
     """`zoo eval ID --json` in a fresh process (so the registry holds the new hash); writes ``<id>.json``."""
     proc = subprocess.run(

@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from zoo.utils import machine
+
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes" / "textssl"
 RESULTS = REPO / "results" / "textssl"
@@ -68,12 +70,6 @@ def run(dataset: str, method: str, seed: int, max_epochs: int | None = None, **d
         "seconds": run["seconds"],
         "docs": {k: len(v) for k, v in dm.graphs.items()},
     }
-
-
-def machine() -> str:
-    from zoo.utils import machine as _machine
-
-    return _machine()
 
 
 def stage_table(args) -> None:
@@ -187,20 +183,9 @@ def stage_throughput(args) -> None:
 
 
 def stage_ship(args) -> None:
-    from shipping import eval_to_json, fit_and_register
+    from shipping import ship_and_eval
 
-    from zoo import registry
-
-    ship_path = RESULTS / "ship.json"
-    ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
-    for model_id in args.ids:
-        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
-        if seconds is not None:
-            ship[model_id] = {"seconds": seconds, "machine": machine()}
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            ship_path.write_text(json.dumps(ship, indent=1, sort_keys=True) + "\n")
-    for model_id in args.ids:
-        eval_to_json(model_id, RESULTS)
+    ship_and_eval(args.ids, RESULTS)
     subprocess.run([sys.executable, __file__, "golden", "--ids", *args.ids], check=True, cwd=REPO)
     subprocess.run([sys.executable, __file__, "cards", "--ids", *args.ids], check=True, cwd=REPO)
 

@@ -46,3 +46,23 @@ def mean_std(groups: dict) -> dict:
         t = torch.tensor(values, dtype=torch.float64)
         out[key] = (float(t.mean()), float(t.std()) if len(values) > 1 else 0.0, len(values))
     return out
+
+
+def reproduce(entry, results_dir, setup: str = "") -> str:
+    """A card's reproduce block: ``setup`` lines, ``zoo fit`` of the entry's recipe into ``cards/<id>`` and
+    ``zoo eval``, followed by the training time recorded in ``results_dir/ship.json`` (when there is one)."""
+    import json
+    from pathlib import Path
+
+    ship_path = Path(results_dir) / "ship.json"
+    ship = json.loads(ship_path.read_text()).get(entry.id, {}) if ship_path.exists() else {}
+    block = (
+        "```bash\n" + setup + f"zoo fit --config {entry.recipe} \\\n"
+        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=cards/{entry.id} "
+        f"--trainer.callbacks.model_id={entry.id}\n"
+        f"zoo eval {entry.id} --json\n"
+        "```"
+    )
+    if ship:
+        block += f"\n\nTraining took {ship['seconds']:.0f} s on {ship.get('machine', 'this machine')}."
+    return block

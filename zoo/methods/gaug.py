@@ -410,6 +410,8 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     import json
     from pathlib import Path
 
+    from zoo.methods import reproduce
+
     results_dir = Path(__file__).resolve().parents[2] / "results" / "gaug"
     config = entry.builder()
     measured = json.loads((results_dir / f"{entry.id}.json").read_text())
@@ -429,11 +431,6 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             "task": "node-classification",
         }
     ]
-    ship = (
-        json.loads((results_dir / "ship.json").read_text()).get(entry.id, {})
-        if (results_dir / "ship.json").exists()
-        else {}
-    )
     if config.method == "m":
         how = (
             f"- GAug-M: a VGAE (GCN encoder {config.in_channels}-{config.ep_hidden}-{config.ep_emb}, ELU, "
@@ -456,20 +453,11 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "features.\n"
         "- The weights are those of the best validation epoch of one run (seed 0), as the paper reports."
     )
-    cmd = (
-        "```bash\n"
-        f"zoo fit --config {entry.recipe} \\\n"
-        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=cards/{entry.id} "
-        f"--trainer.callbacks.model_id={entry.id}\n"
-        f"zoo eval {entry.id} --json\n"
-        "```"
-    )
+    cmd = reproduce(entry, results_dir)
     training = (
         f"Data: GAug's {ds_name} pickles with GAug's split (`$ZOO_DATA/gaug/`, zhao-tong/GAug `data/graphs/`), "
         "features L1-row-normalised. Recipe: `" + entry.recipe + "` (the official tuned hyperparameters, see the "
-        "comments in it). Reproduce (`scripts/gaug_pipeline.py ship` runs exactly this):\n\n"
-        + cmd
-        + (f"\n\nTraining took {ship['seconds']:.0f} s on {ship.get('machine', 'this machine')}." if ship else "")
+        "comments in it). Reproduce (`scripts/gaug_pipeline.py ship` runs exactly this):\n\n" + cmd
     )
     ours_row = summary.get((config.method, "gcn", entry.dataset))
     base_row = summary.get(("original", "gcn", entry.dataset))

@@ -22,7 +22,7 @@ from torch import Tensor
 from torchmetrics import KendallRankCorrCoef, MeanSquaredError, MetricCollection, R2Score
 
 from zoo.hub import ZooModule
-from zoo.methods import BestValidation
+from zoo.methods import BestValidation, reproduce
 from zoo.models.gmn import MetanetConfig, build_metanet
 
 __all__ = ["GMNModule"]
@@ -125,8 +125,6 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     results_dir = repo / "results" / "gmn"
     measured = json.loads((results_dir / f"{entry.id}.json").read_text())
     table = (results_dir / "table.md").read_text().split("\n", 2)[2] if (results_dir / "table.md").exists() else ""
-    ship_path = results_dir / "ship.json"
-    ship = json.loads(ship_path.read_text()).get(entry.id, {}) if ship_path.exists() else {}
     kind, split = entry.data["kind"], entry.data["split"]
     results = [
         {
@@ -146,21 +144,12 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "- Trained with binary cross-entropy against the true accuracy; the weights of the epoch with the best "
         "validation R² are kept. The value reported in `model-index` is R² × 100."
     )
-    cmd = (
-        "```bash\n"
-        "python scripts/gmn_zoo.py --nets 2000   # the network zoo (resumable, ~85 min on one core)\n"
-        f"zoo fit --config {entry.recipe} \\\n"
-        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=cards/{entry.id} "
-        f"--trainer.callbacks.model_id={entry.id}\n"
-        f"zoo eval {entry.id} --json\n"
-        "```"
-    )
+    zoo_cmd = "python scripts/gmn_zoo.py --nets 2000   # the network zoo (resumable, ~85 min on one core)\n"
+    cmd = reproduce(entry, results_dir, setup=zoo_cmd)
     training = (
         "Data: the zoo of `scripts/gmn_zoo.py` (2,000 MNIST networks of five families trained with varied widths, "
         f"depths, activations and budgets); this checkpoint uses its {kind} nets with the {split}% split (70/10/20 "
-        "by net, fixed seed). Reproduce:\n\n"
-        + cmd
-        + (f"\n\nTraining took {ship['seconds']:.0f} s on {ship.get('machine', 'this machine')}." if ship else "")
+        "by net, fixed seed). Reproduce:\n\n" + cmd
     )
     evaluation = (
         f"Test R² **{measured['r2']:.3f}**, Kendall τ {measured['kendall_tau']:.3f}, MSE {measured['mse']:.4f} "

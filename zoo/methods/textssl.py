@@ -19,7 +19,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.hub import ZooModule
-from zoo.methods import BestValidation
+from zoo.methods import BestValidation, reproduce
 from zoo.models.textssl import TextSSLConfig, TextSSLNet
 
 __all__ = ["TextSSLModule"]
@@ -199,7 +199,6 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     name = DATASET_NAMES[ds]
     measured = read(f"{entry.id}.json")
     ours = 100 * measured["accuracy"]
-    ship = read("ship.json").get(entry.id, {})
     vectors = read("vectors.json")
     throughput = read("throughput.json")
     table = (results_dir / "table.md").read_text().split("\n", 2)[2] if (results_dir / "table.md").exists() else ""
@@ -236,14 +235,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         + ("; ".join(vec_lines) if vec_lines else "not measured")
         + f". The checkpoint uses `{net['vectors']}`."
     )
-    cmd = (
-        "```bash\n"
-        f"zoo fit --config {entry.recipe} \\\n"
-        f"  --trainer.callbacks+=zoo.hub.SavePretrained --trainer.callbacks.dirpath=cards/{entry.id} "
-        f"--trainer.callbacks.model_id={entry.id}\n"
-        f"zoo eval {entry.id} --json\n"
-        "```"
-    )
+    cmd = reproduce(entry, results_dir)
     speed = ""
     if throughput:
         speed = (
@@ -259,10 +251,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             else ""
         )
         + f"Recipe `{entry.recipe}`; weights of the best validation epoch. Reproduce "
-        "(`python scripts/textssl_pipeline.py ship` runs exactly this):\n\n"
-        + cmd
-        + (f"\n\nTraining took {ship['seconds']:.0f} s on {ship.get('machine', 'this machine')}." if ship else "")
-        + speed
+        "(`python scripts/textssl_pipeline.py ship` runs exactly this):\n\n" + cmd + speed
     )
     paper = PAPER[ds]
     evaluation = (

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import lightning as L
 import torch
 
+from zoo.data import cache_root
 from zoo.textssl.graph import GRAPHS, document_graph
 
 __all__ = ["TextSSLDataModule", "encode"]
@@ -31,10 +30,6 @@ def encode(sentences, index: dict[str, int]) -> list[list[int]]:
     """Word ids per sentence; words outside ``index`` are dropped (and so are sentences left empty)."""
     out = [[index[w] for w in s if w in index] for s in sentences]
     return [s for s in out if s]
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo" / "derived")) / "textssl"
 
 
 class TextSSLDataModule(L.LightningDataModule):
@@ -108,7 +103,7 @@ class TextSSLDataModule(L.LightningDataModule):
         self.vocab = vocab
         key = json.dumps({**{k: h[k] for k in ("dataset", "graph", "window", "max_words", "val_fraction",
                                                 "split_seed", "limit")}, "vocab": vocab}, sort_keys=True)  # fmt: skip
-        path = _cache_dir() / f"{h.dataset}-{h.graph}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+        path = cache_root() / "textssl" / f"{h.dataset}-{h.graph}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
         if path.exists():
             self.graphs = torch.load(path, weights_only=False)
             return
