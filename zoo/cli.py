@@ -2,6 +2,7 @@
 
 * ``zoo fit|validate|test|predict --config recipes/<family>/<recipe>.yaml [--model.init_from ID] [...]``:
   LightningCLI, so every Trainer flag works (``--trainer.strategy ddp --trainer.devices 2`` included).
+* ``zoo predict --model ID --text "..."`` (text classifiers) or ``--history 1,2,3`` (recommenders).
 * ``zoo list [PATTERN]``: registered checkpoints with data, metric and size.
 * ``zoo eval ID [--json]``: evaluate a pretrained checkpoint on its test data; with ``--json`` the last line
   printed is one JSON object of metrics (for a pattern such as ``'conn-*'``, one object keyed by id).
@@ -134,10 +135,51 @@ def _predict_text(argv: list[str]) -> int:
     return 0
 
 
+def _predict_history(argv: list[str]) -> int:
+    """``zoo predict --model ID --history 1,2,3 [--history ...] [--k 10] [--json]``: recommend the next items after
+    histories of MovieLens movie ids with a checkpoint whose module has ``recommend`` (litellm4rec)."""
+    parser = argparse.ArgumentParser(prog="zoo predict", description="Recommend items with a pretrained checkpoint.")
+    parser.add_argument("--model", required=True, help="registered id, local directory or Hub repo id")
+    parser.add_argument("--history", action="append", required=True,
+                        help="comma-separated item ids, oldest first (repeat for a batch)")  # fmt: skip
+    parser.add_argument("--k", type=int, default=10, help="number of recommendations")
+    parser.add_argument("--include-seen", action="store_true", help="allow items of the history")
+    parser.add_argument("--json", action="store_true", help="print one JSON list of recommendation lists")
+    args = parser.parse_args(argv)
+    from zoo import from_pretrained
+
+    try:
+        histories = []
+        for h in args.history:
+            try:
+                histories.append([int(x) for x in h.split(",") if x.strip()])
+            except ValueError:
+                raise ValueError(
+                    f"expected --history as comma-separated integer ids such as 1,2,3, got {h!r}"
+                ) from None
+        module = from_pretrained(args.model)
+        if not hasattr(module, "recommend"):
+            raise ValueError(f"{args.model} ({module.family}) is not a recommender; use `zoo predict --config`")
+        recs = module.recommend(histories, k=args.k, exclude_seen=not args.include_seen)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as e:
+        print(f"zoo predict: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(recs))
+    else:
+        for h, rec in zip(args.history, recs):
+            print(f"history {h}:")
+            for rank, r in enumerate(rec, 1):
+                print(f"  {rank:>3}. {r['movie_id']:>5}  {r['title']} ({r['year']})  score {r['score']:.3f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["predict"] and any(a == "--text" or a.startswith("--text=") for a in argv):
         return _predict_text(argv[1:])
+    if argv[:1] == ["predict"] and any(a == "--history" or a.startswith("--history=") for a in argv):
+        return _predict_history(argv[1:])
     if argv and argv[0] in LIGHTNING_COMMANDS:
         _lightning_cli(argv)
         return 0

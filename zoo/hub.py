@@ -86,13 +86,14 @@ def read_state(path: Path, expected_sha256: str | None = None) -> dict[str, torc
         raise CheckpointError(f"{path} is not a readable safetensors file ({e}); it may be truncated") from e
 
 
-def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, strict: bool = True) -> None:
-    """Raise ``CheckpointError`` unless ``state`` fits ``module``.
+def check_state(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], source: Path, strict: bool = True, name: str = ""
+) -> None:
+    """Raise ``CheckpointError`` unless ``state`` fits the expected state ``own`` (of a network called ``name``).
 
-    With ``strict``, keys must match exactly; without, every key of ``state`` must exist in ``module`` (the
+    With ``strict``, keys must match exactly; without, every key of ``state`` must exist in ``own`` (the
     module's other keys keep their values, as when fine-tuning a head on a pretrained body). Shapes must match.
     """
-    own = module.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     problems = []
@@ -106,7 +107,7 @@ def check_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source:
             break
     if problems:
         raise CheckpointError(
-            f"{source} does not fit {type(module).__name__}: " + "; ".join(problems) + ". The weights belong to "
+            f"{source} does not fit {name or 'the network'}: " + "; ".join(problems) + ". The weights belong to "
             "another architecture or config; load them with the config.json saved beside them."
         )
 
@@ -142,7 +143,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         from safetensors.torch import save_file
 
         save_directory = Path(save_directory)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.net.state_dict().items()}
+        state = {k: v.detach().contiguous().cpu() for k, v in self.saved_state().items()}
         save_file(state, save_directory / WEIGHTS, metadata={"format": "pt", "family": self.family})
         config = self.hub_config() | {"weights_sha256": sha256_file(save_directory / WEIGHTS)}
         (save_directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -201,19 +202,25 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
             raise CheckpointError(f"{config_path} has a config that {module_cls.__name__} rejects: {e}") from e
         if config.get("sparsity"):
             _tvw_skeleton(module, config["sparsity"], config_path)
-        check_state(module.net, state, weights)
-        own = module.net.state_dict()
-        module.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+        own = module.saved_state()
+        check_state(own, state, weights, name=type(module.net).__name__)
+        # strict above; the network's other keys (a frozen pretrained backbone) keep their loaded values
+        module.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
         module.model_id = config.get("zoo_id")
         module.labels = config.get("labels")
         return module.eval()
+
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """What ``save_pretrained`` writes and loading expects: all of ``self.net``'s state unless a family saves
+        less (e.g. only adapters and heads over a frozen pretrained backbone named by ``base_model``)."""
+        return self.net.state_dict()
 
     def init_weights_from(self, source: str) -> None:
         """Fine-tuning start: copy the weights of checkpoint ``source`` (id, directory or Hub repo) into
         ``self.net``. Every key of the checkpoint must exist here with the same shape; keys only here keep their
         initial values (e.g. a classifier trained on top of a pretrained autoencoder)."""
         state = self.transferable_state(from_pretrained(source))
-        check_state(self.net, state, Path(str(source)), strict=False)
+        check_state(self.net.state_dict(), state, Path(str(source)), strict=False, name=type(self.net).__name__)
         self.net.load_state_dict(state, strict=False)
 
     def transferable_state(self, other: ZooModule) -> dict[str, torch.Tensor]:

@@ -17,7 +17,9 @@ from typing import Any
 __all__ = ["Family", "ModelEntry", "register_family", "register_model", "get_family", "get_entry", "list_entries"]
 
 # modules whose import registers families and checkpoints; one per family
-_FAMILY_MODULES = ("zoo.models.conn", "zoo.models.gaug", "zoo.models.gmn", "zoo.models.textssl")
+_FAMILY_MODULES = (
+    "zoo.models.conn", "zoo.models.gaug", "zoo.models.gmn", "zoo.models.textssl", "zoo.models.litellm4rec"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

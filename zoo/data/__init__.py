@@ -31,6 +31,9 @@ SOURCES = {
     "reuters21578": "Reuters-21578 Distribution 1.0 (https://kdd.ics.uci.edu/databases/reuters21578/) plus the "
     "derived R8/R52 document tables described in the data MANIFEST (reuters21578/derived/r8_r52_docs.jsonl.gz, "
     "reuters21578/splits/R8_docs.tsv.gz, reuters21578/splits/R52_docs.tsv.gz)",
+    "ml-1m": "MovieLens-1M from GroupLens (https://grouplens.org/datasets/movielens/1m/; research use only, never "
+    "redistribute it): movies.dat, users.dat, README, plus interactions/ml-1m_ratings_ordered.tsv.gz, the per-user "
+    "time-ordered (user_id, movie_id, rating, seq_pos) table described in the data MANIFEST",
     "planetoid": "the `gcn/data/` folder of https://github.com/tkipf/gcn (commit 39a4089f): the ind.<ds>.{x,y,tx,ty,"
     "allx,ally,graph,test.index} files for ds in cora, citeseer",
 }

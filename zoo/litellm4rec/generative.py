@@ -1,0 +1,310 @@
+r"""The generative baseline of the litellm4rec family: a P5-style sequential recommender with beam search over item ids.
+
+Lite-LLM4Rec (Wang et al., arXiv 2402.09543) replaces the beam search of generative LLM recommenders (P5, Geng et
+al., RecSys 2022) by a projection head that scores every item in one step. This module is that baseline: a causal
+language model reads a history written as text and *generates* the identifier of the next item.
+
+**Item identifiers** (P5's sequential indexing): item i is its decimal digits followed by a separator, e.g. item 12
+is ``"12,"``. Each digit and the separator is one token of the backbone's tokenizer, so the *identifier vocabulary*
+is 11 tokens. A history is the concatenation of its items' identifiers after a leading separator (the start
+token: an empty history is still a prompt, and every identifier is read after a separator), e.g. ``",3,12,7,"`` —
+no natural-language prompt. The separator makes the identifiers prefix-free: ``"1,"`` and ``"12,"`` are distinct.
+
+**Training**: next-token cross-entropy on every token of the items that are targets (all items of the window but
+the first), with the softmax taken over the 11 identifier tokens only — the LM head is evaluated on those 11 rows
+of the output embedding, never on the whole vocabulary. This is consistent with the constrained decoding below,
+which never allows any other token.
+
+**Inference**: constrained beam search over a prefix trie of the identifiers (width ``config.beam``). The prompt is
+encoded once with the KV cache; at each step a beam's scores are the log-softmax of its logits over the identifier
+tokens that the trie allows after its prefix (renormalised over the allowed tokens), beams accumulate
+log-probabilities, finished beams (separator emitted: an item) stay in the beam and compete with the live ones, and
+the search ends when every beam is finished (at most the longest identifier's length in steps). The beams of a user
+share its prompt's cache (a tree attention mask, see ``beam_search``) instead of copying it. The ``beam`` items
+found are the candidates: the user's seen items are removed and the rest, best first, is the recommendation. There
+is no score of every item (``scores`` raises): ranks beyond the beam are unknown, so Recall/NDCG@K are exact for
+K <= beam only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from zoo.litellm4rec.nets import _forward_args, _positions
+
+__all__ = ["GenerativeRecNet", "DIGITS", "SEPARATOR"]
+
+DIGITS = "0123456789"
+SEPARATOR = ","
+_SEP = 10  # index of the separator in the identifier vocabulary (the digits are 0..9)
+_NSYM = 11  # size of the identifier vocabulary
+_STAY = 11  # beam-search candidate "keep this finished beam as it is", after the 11 symbols
+
+
+class GenerativeRecNet(nn.Module):
+    """P5-style generative recommender (see the module docstring).
+
+    Args:
+        config: a ``zoo.models.litellm4rec.LiteLLM4RecConfig`` with ``arch="generative"``; uses ``num_items``,
+            ``rec_backbone``, ``rec_layers``, ``rec_tuning`` (and the LoRA fields) and ``beam``.
+        separator: the character that ends every item identifier (one token of the tokenizer, not a digit).
+
+    Raises:
+        ValueError: a digit or the separator is not exactly one token of the backbone's tokenizer.
+    """
+
+    def __init__(self, config, separator: str = SEPARATOR) -> None:
+        super().__init__()
+        from zoo.backbones import load_backbone
+        from zoo.litellm4rec.nets import _tune
+
+        if len(separator) != 1 or separator in DIGITS:
+            raise ValueError(f"expected a one-character, non-digit separator, got {separator!r}")
+        self.config = c = config
+        self.num_items = c.num_items
+        self.lm, self.tokenizer = load_backbone(c.rec_backbone, num_layers=c.rec_layers, causal_lm=True)
+        _tune(self.lm, c.rec_tuning, c)
+        self.register_buffer("id_tokens", _identifier_tokens(self.tokenizer, DIGITS + separator), persistent=False)
+        self.pad_token = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        symbols, next_node, leaf_item = build_trie(c.num_items)
+        self.register_buffer("item_symbols", symbols, persistent=False)
+        self.register_buffer("trie_next", next_node, persistent=False)
+        self.register_buffer("leaf_item", leaf_item, persistent=False)
+        self.max_steps = symbols.shape[1]
+
+    # -- tokens ------------------------------------------------------------------------------------------------------
+    def sequences(self, items: Tensor, is_target: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Identifier-symbol sequences of item histories, left-padded.
+
+        Args:
+            items: ``[B, M]`` item ids, 0 = padding (anywhere: rows are compacted).
+            is_target: ``[B, M]`` bool, the items whose tokens get a loss (None: none).
+
+        Returns:
+            ``(symbols, mask, target)``, each ``[B, T]``: the identifier-vocabulary index (0..9 the digits, 10 the
+            separator; 0 at padding) of every token of the leading separator and the items' identifiers,
+            left-padded to the longest row; the attention mask (long); whether the token belongs to a target item.
+        """
+        B = items.shape[0]
+        sym = self.item_symbols[items]  # [B, M, W], -1 past an identifier's end and for padding
+        valid = sym >= 0
+        target = valid & is_target[..., None] if is_target is not None else torch.zeros_like(valid)
+        start = torch.full((B, 1), _SEP, dtype=sym.dtype, device=sym.device)
+        sym = torch.cat([start, sym.flatten(1)], 1)
+        valid = torch.cat([torch.ones_like(start, dtype=torch.bool), valid.flatten(1)], 1)
+        target = torch.cat([torch.zeros_like(start, dtype=torch.bool), target.flatten(1)], 1)
+        order = valid.long().argsort(dim=1, stable=True)  # padding first, tokens in order: left-padded
+        order = order[:, -int(valid.sum(1).max()) :]
+        sym, valid, target = sym.gather(1, order), valid.gather(1, order), target.gather(1, order)
+        return sym.clamp(min=0), valid.long(), target
+
+    def _run(self, symbols: Tensor, mask: Tensor, position_ids: Tensor, cache=None) -> Tensor:
+        """Last hidden states ``[B, T, d]`` of the causal LM body on identifier symbols ``[B, T]``.
+
+        Args:
+            symbols: ``[B, T]`` identifier-vocabulary indices (0..10).
+            mask: ``[B, past + T]`` (long, 0 = padding; the model adds the causal mask) or a ready additive mask
+                ``[B, 1, T, past + T]`` (0 = attend, the dtype's minimum = blocked).
+            position_ids: ``[B, T]``.
+            cache: a ``DynamicCache`` that holds the past and is extended in place, or None.
+        """
+        ids = self.id_tokens[symbols]
+        if mask.dim() == 2:
+            ids = ids.masked_fill(mask[:, -symbols.shape[1] :] == 0, self.pad_token)
+        body = self.lm.get_decoder()
+        kwargs = {}
+        if cache is not None:  # transformers 5.x renames past_key_values to cache
+            kwargs["cache" if "cache" in _forward_args(body) else "past_key_values"] = cache
+        out = body(input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=cache is not None, **kwargs)
+        return out.last_hidden_state
+
+    def id_logits(self, h: Tensor) -> Tensor:
+        """Logits ``[..., 11]`` of the identifier tokens from hidden states ``h`` ``[..., d]``: the LM head evaluated
+        on its 11 identifier rows only (a softmax over them is a softmax over the identifier vocabulary)."""
+        head = self.lm.get_output_embeddings()
+        logits = h @ head.weight[self.id_tokens].T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[self.id_tokens]
+        return logits
+
+    # -- training ----------------------------------------------------------------------------------------------------
+    def loss(self, batch: dict, positions: str | None = None) -> Tensor:
+        """Mean next-token cross-entropy over the identifier vocabulary on the tokens of the target items.
+
+        Args:
+            batch: ``input`` ``[B, L]`` (left-padded) and ``target``: ``[B, L]`` (the input shifted by one, 0 = no
+                loss; the window is the input followed by the last target) or ``[B]`` (one target after the input).
+            positions: ``"all"`` (every target item of the window) or ``"last"`` (the last one only).
+
+        Returns:
+            The scalar loss.
+        """
+        input, target = batch["input"], batch["target"]
+        if target.dim() == 1:
+            target = torch.cat([torch.zeros_like(input[:, 1:]), target[:, None]], 1)
+        items = torch.cat([input, target[:, -1:]], 1)
+        is_target = torch.cat([torch.zeros_like(target[:, :1]), target], 1) > 0
+        if (positions or self.config.loss_positions) == "last":
+            is_target = torch.cat([torch.zeros_like(is_target[:, :-1]), is_target[:, -1:]], 1)
+        sym, mask, tgt = self.sequences(items, is_target)
+        h = self._run(sym, mask, _positions(mask))
+        keep = tgt[:, 1:]  # the token at t + 1 is predicted from the state at t
+        if not keep.any():
+            raise ValueError("the batch has no target item")
+        return F.cross_entropy(self.id_logits(h[:, :-1][keep]), sym[:, 1:][keep])
+
+    # -- inference ---------------------------------------------------------------------------------------------------
+    def scores(self, input: Tensor) -> Tensor:
+        """Not defined: the generative baseline cannot score every item in one step (the point of Lite-LLM4Rec).
+
+        Raises:
+            NotImplementedError: always; use ``topk`` or ``ranks`` (beam search).
+        """
+        raise NotImplementedError(
+            "the generative baseline does not score every item in one step: it ranks items by beam search (use topk "
+            "or ranks)"
+        )
+
+    @torch.no_grad()
+    def beam_search(self, input: Tensor) -> tuple[Tensor, Tensor]:
+        """Constrained beam search of width ``config.beam`` after each history.
+
+        The prompt is encoded once per user into the KV cache, which is never copied per beam: the K tokens that
+        the K beams emit at a step are appended to their user's row of the cache as one block, each attending to
+        the prompt and to its own ancestors only (a tree-shaped 4D attention mask, positions = prompt length +
+        step), so the cache grows by K tokens a step instead of being repeated K times and reordered.
+
+        Args:
+            input: ``[B, L]`` item histories, left-padded with 0.
+
+        Returns:
+            ``(items, scores)``, each ``[B, beam]``, best first: the items found and their sequence log-probabilities
+            (sum over the identifier's tokens of the constrained log-softmax); item 0 and -inf where the beam holds
+            fewer items than its width.
+        """
+        from transformers import DynamicCache
+
+        K, B, device = self.config.beam, input.shape[0], input.device
+        sym, mask, _ = self.sequences(input)
+        length = mask.sum(1)
+        cache = DynamicCache(config=self.lm.config)
+        logits = self.id_logits(self._run(sym, mask, _positions(mask), cache)[:, -1])[:, None].expand(B, K, -1)
+        blocked = torch.finfo(logits.dtype).min
+        prompt_mask = (1 - mask[:, None, :].expand(B, K, -1).to(logits.dtype)) * blocked  # [B, K, T] additive
+        # one live beam per user at the root; the other K - 1 slots are dead (-inf) until filled
+        node = torch.zeros(B, K, dtype=torch.long, device=device)
+        score = torch.full((B, K), -math.inf, dtype=logits.dtype, device=device)
+        score[:, 0] = 0.0
+        done = torch.ones(B, K, dtype=torch.bool, device=device)
+        done[:, 0] = False
+        slots = torch.arange(K, device=device)[None, :, None].expand(B, K, 1)
+        ancestors = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # slot of each beam's token at each step
+        for step in range(self.max_steps):
+            nxt = self.trie_next[node]  # [B, K, 11]
+            allowed = (nxt >= 0) & ~done[..., None]
+            logp = logits.masked_fill(~allowed, -math.inf).log_softmax(-1)
+            logp = torch.where(allowed, logp, -math.inf)  # rows with nothing allowed are NaN before this
+            stay = torch.where(done, score, -math.inf)[..., None]
+            cand = torch.cat([score[..., None] + logp, stay], -1).flatten(1)  # [B, K * 12]
+            score, idx = cand.topk(K, dim=1)
+            parent, s = idx // (_STAY + 1), idx % (_STAY + 1)
+            moved = s != _STAY
+            pnode = node.gather(1, parent)
+            node = torch.where(moved, nxt.flatten(1, 2).gather(1, parent * _NSYM + s.clamp(max=_SEP)), pnode)
+            node = node.clamp(min=0)  # dead slots (-inf) may point nowhere
+            done = ~moved | (self.leaf_item[node] > 0) | torch.isinf(score)
+            if bool(done.all()):
+                break
+            # the new block: beam j's token sits in slot j and sees its parent's ancestors and itself
+            ancestors = torch.cat([ancestors.gather(1, parent[..., None].expand(-1, -1, step)), slots], 2)
+            own = F.one_hot(ancestors, K).flatten(2).to(logits.dtype)  # [B, K, (step + 1) * K]
+            attn = torch.cat([prompt_mask, (1 - own) * blocked], 2)[:, None]
+            position = (length[:, None] + step).expand(B, K)
+            h = self._run(s.clamp(max=_SEP), attn, position, cache)  # finished beams feed a token no one reads
+            logits = self.id_logits(h)
+        items = torch.where(done & torch.isfinite(score), self.leaf_item[node], 0)
+        return items, score.masked_fill(items == 0, -math.inf)
+
+    @torch.no_grad()
+    def topk(self, batch: dict, k: int) -> tuple[Tensor, Tensor]:
+        """Top-k recommendations by beam search: the ``beam`` items found, minus the seen ones, best first.
+
+        Args:
+            batch: ``input`` ``[B, L]`` (left-padded) and optionally ``seen`` ``[B, S]`` (0-padded items to exclude).
+            k: list length, at most ``config.beam``.
+
+        Returns:
+            ``(items [B, k], scores [B, k])``: sequence log-probabilities, best first; item 0 and score -inf where
+            fewer than k items remain once the seen ones are removed.
+
+        Raises:
+            ValueError: ``k`` exceeds the beam width.
+        """
+        if k > self.config.beam:
+            raise ValueError(f"the beam width ({self.config.beam}) must be >= k ({k}): set config.beam >= {k}")
+        items, scores = self.beam_search(batch["input"])
+        seen = batch.get("seen")
+        if seen is not None and seen.numel():
+            scores = scores.masked_fill((items[..., None] == seen[:, None, :]).any(-1), -math.inf)
+        scores, order = scores.sort(dim=1, descending=True, stable=True)
+        items = items.gather(1, order)[:, :k]
+        scores = scores[:, :k]
+        return items.masked_fill(torch.isinf(scores), 0), scores
+
+    def ranks(self, batch: dict) -> Tensor:
+        """1-based rank ``[B]`` of ``batch["target"]`` in ``topk(batch, config.beam)``, ``num_items + 1`` if absent."""
+        items, _ = self.topk(batch, self.config.beam)
+        hit = items == batch["target"][:, None]
+        first = hit.long().argmax(1) + 1
+        return torch.where(hit.any(1), first, torch.full_like(first, self.num_items + 1))
+
+
+def build_trie(num_items: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Identifier symbols and prefix trie of items 1..N (symbols 0..9: digits, 10: separator).
+
+    Args:
+        num_items: N.
+
+    Returns:
+        ``(symbols, next_node, leaf_item)``: ``[N + 1, W]`` the symbols of each item's identifier (``str(i)`` then
+        the separator), -1-padded to the longest W (row 0, padding: all -1); ``[nodes, 11]`` the child of each trie
+        node (node 0: the root, the empty prefix) for each symbol, -1 where no identifier continues that way;
+        ``[nodes]`` the item whose identifier ends at the node (a leaf), 0 for inner nodes.
+    """
+    width = len(str(max(num_items, 1))) + 1
+    symbols = torch.full((num_items + 1, width), -1, dtype=torch.long)
+    children: list[list[int]] = [[-1] * _NSYM]
+    leaf = [0]
+    for item in range(1, num_items + 1):
+        word = [int(d) for d in str(item)] + [_SEP]
+        symbols[item, : len(word)] = torch.tensor(word)
+        node = 0
+        for s in word:
+            if children[node][s] < 0:
+                children[node][s] = len(children)
+                children.append([-1] * _NSYM)
+                leaf.append(0)
+            node = children[node][s]
+        leaf[node] = item
+    return symbols, torch.tensor(children, dtype=torch.long), torch.tensor(leaf, dtype=torch.long)
+
+
+def _identifier_tokens(tokenizer, chars: str) -> Tensor:
+    """Vocabulary ids ``[len(chars)]`` of the characters, each of which must be exactly one token."""
+    ids = []
+    for ch in chars:
+        enc = tokenizer.encode(ch, add_special_tokens=False)
+        if len(enc) != 1:
+            raise ValueError(
+                f"the tokenizer ({type(tokenizer).__name__}) encodes {ch!r} as {len(enc)} tokens {enc}; the generative "
+                "recommender needs every digit and the separator to be exactly one token (choose another separator "
+                "or backbone)"
+            )
+        ids.append(enc[0])
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the tokenizer maps the identifier characters {chars!r} to repeated ids {ids}")
+    return torch.tensor(ids, dtype=torch.long)
