@@ -8,6 +8,8 @@ Stages:
 * ``fit --recipe R --out DIR [--max-epochs E] [--max-minutes M]``: train a recipe that is not shipped (the generative
   baseline, the MiniLM variant) into ``DIR`` (a Hub-layout folder) and record its training time and epochs in
   ``DIR/train.json``.
+* ``golden``: write ``tests/golden/<id>.json``: each shipped checkpoint's recommendations (MovieLens ids and scores
+  only: no MovieLens text is committed) for fixed histories, which ``tests/test_litellm4rec_checkpoints.py`` checks.
 * ``cards``: regenerate the cards of the shipped checkpoints.
 
 The inference benchmark and the reproduction table are ``scripts/bench_litellm4rec.py``.
@@ -21,36 +23,20 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "litellm4rec"
+GOLDEN_HISTORIES = [[1, 2, 3], [260, 1196, 1210, 2571], [1721, 2028, 1704, 356, 527, 318, 593, 2858, 2762, 110]]
 SHIPPED = ("litellm4rec-smollm2-ml1m", "litellm4rec-sasrec-ml1m")
-
-
-class PrintProgress(L.Callback):
-    """Print the batch count, loss and elapsed time every ``every`` training batches (logs that are not a terminal)."""
-
-    def __init__(self, every: int = 20) -> None:
-        self.every, self.t0 = every, time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx % self.every == 0:
-            loss = float(outputs["loss"]) if isinstance(outputs, dict) else float(outputs)
-            print(f"epoch {trainer.current_epoch} batch {batch_idx}/{trainer.num_training_batches} loss {loss:.4f} "
-                  f"{time.perf_counter() - self.t0:.0f}s", flush=True)  # fmt: skip
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        print("validation", {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}, flush=True)
 
 
 def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | None) -> dict:
     """Train ``recipe`` in this process, save the selected weights to ``out`` and return the run's record."""
+    import lightning as L
     import yaml
 
     from zoo.registry import import_object
-    from zoo.utils import machine
+    from zoo.utils import PrintProgress, machine
 
     cfg = yaml.safe_load((REPO / recipe).read_text())
     L.seed_everything(cfg.get("seed_everything", 0))
@@ -84,7 +70,7 @@ def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | Non
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["ship", "fit", "cards"])
+    parser.add_argument("stage", choices=["ship", "fit", "golden", "cards"])
     parser.add_argument("--ids", nargs="+", default=list(SHIPPED))
     parser.add_argument("--recipe")
     parser.add_argument("--out", type=Path)
@@ -94,9 +80,18 @@ def main() -> None:
     if args.stage == "ship":
         from shipping import ship_and_eval
 
-        ship_and_eval(args.ids, RESULTS)
+        ship_and_eval(args.ids, RESULTS, "--trainer.callbacks+=zoo.utils.PrintProgress")
     elif args.stage == "fit":
         print(fit(args.recipe, args.out, args.max_epochs, args.max_minutes))
+    elif args.stage == "golden":
+        import zoo
+
+        for model_id in args.ids:
+            recs = zoo.from_pretrained(model_id).recommend(GOLDEN_HISTORIES, k=10)
+            out = [[{"movie_id": r["movie_id"], "score": round(r["score"], 5)} for r in rec] for rec in recs]
+            path = REPO / "tests" / "golden" / f"{model_id}.json"
+            path.write_text(json.dumps({"histories": GOLDEN_HISTORIES, "recommendations": out}, indent=1) + "\n")
+            print(path)
     else:
         from zoo.cli import write_card
 

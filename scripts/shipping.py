@@ -35,16 +35,16 @@ def fit_and_register(model_id: str, recipe: str, *extra: str) -> float | None:
     return seconds
 
 
-def ship_and_eval(ids, results_dir: Path) -> None:
-    """``fit_and_register`` every id (training time and machine into ``results_dir/ship.json`` for those trained
-    now), then ``eval_to_json`` every id."""
+def ship_and_eval(ids, results_dir: Path, *extra: str) -> None:
+    """``fit_and_register`` every id (with ``extra`` `zoo fit` arguments; training time and machine into
+    ``results_dir/ship.json`` for those trained now), then ``eval_to_json`` every id."""
     from zoo import registry
     from zoo.utils import machine
 
     ship_path = results_dir / "ship.json"
     ship = json.loads(ship_path.read_text()) if ship_path.exists() else {}
     for model_id in ids:
-        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe)
+        seconds = fit_and_register(model_id, registry.get_entry(model_id).recipe, *extra)
         if seconds is not None:
             ship[model_id] = {"seconds": seconds, "machine": machine()}
             ship_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
 """The P5-style generative baseline of litellm4rec (``zoo.litellm4rec.generative``): identifier trie, constrained
-beam search against independent teacher-forced computations, the loss, and the KV cache under left padding.
+beam search against independent teacher-forced computations (with and without the per-user pruning of seen items),
+the loss, and the KV cache under left padding.
 
 Every test uses the random ``"tiny-llama"`` backbone (ByT5's byte tokenizer) and a catalogue of 9 or 30 items.
 """
@@ -41,10 +42,11 @@ def prompt(history: list[int]) -> str:
 
 
 @torch.no_grad()
-def exact_logprob(net: GenerativeRecNet, history: list[int], item: int) -> float:
+def exact_logprob(net: GenerativeRecNet, history: list[int], item: int, seen: tuple[int, ...] = ()) -> float:
     """Log-probability of ``item`` after ``history`` by teacher forcing through the full causal LM: at each token of
-    the identifier, the softmax over the characters that some identifier allows after the prefix."""
-    words = [f"{i}{SEPARATOR}" for i in range(1, net.num_items + 1)]
+    the identifier, the softmax over the characters that some identifier allows after the prefix — with ``seen``,
+    some identifier of an item not in ``seen`` (the pruned trie)."""
+    words = [f"{i}{SEPARATOR}" for i in range(1, net.num_items + 1) if i not in seen]
     text, word = prompt(history), f"{item}{SEPARATOR}"
     logits = net.lm(input_ids=text_ids(net, text + word)).logits[0]
     total = 0.0
@@ -168,6 +170,81 @@ def test_wide_beam_equals_exhaustive_search():
         for a, b in zip(row, ranking):  # the same order, up to ties within float error
             assert a == b or abs(exact[a] - exact[b]) < 1e-5
         assert math.isclose(sum(math.exp(v) for v in exact.values()), 1.0, rel_tol=1e-4)  # a distribution
+
+
+def test_wide_beam_with_seen_equals_exhaustive_search_over_unseen_items():
+    """With beam >= N and seen items, the search is exhaustive over the *unseen* items, each scored under the pruned
+    constrained softmax (at each token, renormalised over the tokens toward a subtree with an unseen item)."""
+    net = make_net(num_items=30, beam=30)
+    histories = [[3, 12, 7, 30], [25], []]
+    seen_rows = [[3, 12, 7, 30, 2, 21], [25, 1, 10, 11, 13, 14, 15, 16, 17, 18, 19], [4]]
+    seen = left_pad(seen_rows, 12)
+    items, scores = net.topk({"input": left_pad(histories, 6), "seen": seen}, 30)
+    raw, _ = net.beam_search(left_pad(histories, 6), seen)
+    for h, s, row, srow, rrow in zip(histories, seen_rows, items.tolist(), scores.tolist(), raw.tolist()):
+        unseen = [i for i in range(1, 31) if i not in s]
+        n = len(unseen)
+        assert sorted(row[:n]) == unseen and row[n:] == [0] * (30 - n)  # every unseen item, none seen
+        assert sorted(i for i in rrow if i) == unseen  # already in the beam: the final filter removes nothing
+        assert all(math.isinf(v) for v in srow[n:])
+        exact = {i: exact_logprob(net, h, i, tuple(s)) for i in unseen}
+        torch.testing.assert_close(torch.tensor(srow[:n]), torch.tensor([exact[i] for i in row[:n]]), atol=1e-4, rtol=0)
+        ranking = sorted(exact, key=exact.get, reverse=True)
+        for a, b in zip(row, ranking):
+            assert a == b or abs(exact[a] - exact[b]) < 1e-5
+        assert math.isclose(sum(math.exp(v) for v in exact.values()), 1.0, rel_tol=1e-4)  # renormalised
+    # seen=None and an empty seen tensor are the unpruned search
+    plain = net.beam_search(left_pad(histories, 6))
+    empty = net.beam_search(left_pad(histories, 6), torch.zeros(3, 0, dtype=torch.long))
+    padding = net.beam_search(left_pad(histories, 6), torch.zeros(3, 4, dtype=torch.long))
+    for other in (empty, padding):
+        assert torch.equal(other[0], plain[0])
+        torch.testing.assert_close(other[1], plain[1], atol=1e-6, rtol=0)
+
+
+def test_user_with_few_unseen_items_gets_exactly_those():
+    """A user who has seen all but 3 items gets those 3, best first, then item 0 / -inf; a user who has seen
+    everything gets nothing."""
+    net = make_net(num_items=30, beam=5)
+    keep = [1, 12, 30]  # "3" then only "0" is allowed; "1" then "," or "2"
+    seen = left_pad([[i for i in range(1, 31) if i not in keep], list(range(1, 31))], 30)
+    histories = [[5, 6], [7]]
+    items, scores = net.topk({"input": left_pad(histories, 2), "seen": seen}, 5)
+    exact = {i: exact_logprob(net, histories[0], i, tuple(seen[0].tolist())) for i in keep}
+    assert sorted(items[0, :3].tolist()) == keep and items[0, 3:].tolist() == [0, 0]
+    assert items[0, :3].tolist() == sorted(keep, key=exact.get, reverse=True)
+    expected = torch.tensor([exact[i] for i in items[0, :3].tolist()])
+    torch.testing.assert_close(scores[0, :3], expected, atol=1e-4, rtol=0)
+    assert torch.isinf(scores[0, 3:]).all()
+    assert math.isclose(sum(math.exp(v) for v in exact.values()), 1.0, rel_tol=1e-4)
+    assert items[1].tolist() == [0] * 5 and torch.isinf(scores[1]).all()
+    assert net.unseen_subtrees(seen)[1].sum() == 0  # not even the root
+
+
+def test_inner_node_with_only_seen_leaves_is_never_entered():
+    """seen = items 10..19 (N = 30): the nodes "10" .. "19" lead only to seen items and are pruned, "1" is not (item
+    1); no beam emits "1" followed by a digit, and a beam of 20 = the number of unseen items finds them all."""
+    net = make_net(num_items=30, beam=20)
+    seen = torch.tensor([list(range(10, 20)), [0] * 10])
+    # the pruned table against brute force: a node is open iff it is a prefix of an unseen item's identifier
+    table = net.unseen_subtrees(seen)
+    assert table.shape == (2, net.trie_next.shape[0]) and table[1].all()
+    words = {i: [int(d) for d in str(i)] + [10] for i in range(1, 31)}
+    open_nodes = {walk(net.trie_next, w[:j]) for i, w in words.items() if not 10 <= i <= 19 for j in range(len(w) + 1)}
+    assert set(table[0].nonzero().squeeze(1).tolist()) == open_nodes
+    one = walk(net.trie_next, [1])
+    assert table[0, one] and table[0, net.trie_next[one, 10]]  # "1" and "1," stay open
+    assert not table[0, net.trie_next[one, :10]].any()  # "10" .. "19" are pruned
+    assert not table[0, [walk(net.trie_next, words[i]) for i in range(10, 20)]].any()  # and so are their leaves
+    # depths: the root 0, "1" 1, "1," and "12" 2, "12," 3
+    assert net.trie_depth[0] == 0 and net.trie_depth[one] == 1 and net.trie_depth[walk(net.trie_next, words[12])] == 3
+    histories = [[11, 12, 13, 1], [11, 12, 13, 1]]
+    items, scores = net.topk({"input": left_pad(histories, 4), "seen": seen}, 20)
+    raw, _ = net.beam_search(left_pad(histories, 4), seen)
+    assert sorted(items[0].tolist()) == sorted(set(range(1, 31)) - set(range(10, 20)))  # all 20, none wasted
+    assert torch.isfinite(scores[0]).all() and torch.equal(raw[0].sort().values, items[0].sort().values)
+    assert not any(str(i).startswith("1") and i >= 10 for i in raw[0].tolist())  # never "1" then a digit
+    assert any(10 <= i <= 19 for i in items[1].tolist())  # the same user without seen items does go there
 
 
 def test_pruned_beam_scores_match_teacher_forcing():

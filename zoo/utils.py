@@ -25,3 +25,37 @@ def machine() -> str:
     import torch
 
     return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def _progress_callback():
+    import time
+
+    import lightning as L
+
+    class PrintProgress(L.Callback):
+        """Print the epoch, batch, loss and elapsed time every ``every`` training batches, and the metrics after each
+        validation, as plain flushed lines (for logs written to a file, where progress bars do not show).
+
+        Usage: ``zoo fit --config R --trainer.callbacks+=zoo.utils.PrintProgress``.
+        """
+
+        def __init__(self, every: int = 20) -> None:
+            self.every, self.t0 = every, time.perf_counter()
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            if batch_idx % self.every == 0:
+                loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+                print(f"epoch {trainer.current_epoch} batch {batch_idx}/{trainer.num_training_batches} loss "
+                      f"{float(loss):.4f} {time.perf_counter() - self.t0:.0f}s", flush=True)  # fmt: skip
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+            print(f"epoch {trainer.current_epoch} validation {metrics}", flush=True)
+
+    return PrintProgress
+
+
+def __getattr__(name: str):
+    if name == "PrintProgress":  # built on first use: `import zoo` must not import Lightning
+        return _progress_callback()
+    raise AttributeError(f"module 'zoo.utils' has no attribute {name!r}")

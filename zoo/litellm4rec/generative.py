@@ -20,10 +20,14 @@ encoded once with the KV cache; at each step a beam's scores are the log-softmax
 tokens that the trie allows after its prefix (renormalised over the allowed tokens), beams accumulate
 log-probabilities, finished beams (separator emitted: an item) stay in the beam and compete with the live ones, and
 the search ends when every beam is finished (at most the longest identifier's length in steps). The beams of a user
-share its prompt's cache (a tree attention mask, see ``beam_search``) instead of copying it. The ``beam`` items
-found are the candidates: the user's seen items are removed and the rest, best first, is the recommendation. There
-is no score of every item (``scores`` raises): ranks beyond the beam are unknown, so Recall/NDCG@K are exact for
-K <= beam only.
+share its prompt's cache (a tree attention mask, see ``beam_search``) instead of copying it. The user's seen items
+are excluded *during* the search, not removed after it: the trie is pruned per user (``unseen_subtrees``), so a
+token is allowed only if it leads to a subtree that still holds an item the user has not seen — the leaf of a seen
+item is never reached, nor an inner node all of whose items are seen — and the constrained softmax is renormalised
+over the remaining tokens. A beam slot is thus never spent on a seen item, and the ``beam`` items found, best first,
+are the recommendation (``beam`` of them whenever the user has that many unseen items). This mirrors the
+full-ranking models, which exclude seen items from their scores before taking the top k. There is no score of every
+item (``scores`` raises): ranks beyond the beam are unknown, so Recall/NDCG@K are exact for K <= beam only.
 """
 
 from __future__ import annotations
@@ -75,6 +79,14 @@ class GenerativeRecNet(nn.Module):
         self.register_buffer("trie_next", next_node, persistent=False)
         self.register_buffer("leaf_item", leaf_item, persistent=False)
         self.max_steps = symbols.shape[1]
+        depth = trie_depths(next_node)
+        self.register_buffer("trie_depth", depth, persistent=False)
+        # the inner nodes, deepest first, and how many there are at each depth (max_steps - 1 down to 0): the
+        # levels of the bottom-up pass of ``unseen_subtrees``
+        inner = (leaf_item == 0).nonzero().squeeze(1)
+        inner = inner[depth[inner].argsort(descending=True, stable=True)]
+        self.register_buffer("trie_inner", inner, persistent=False)
+        self._level_sizes = [int((depth[inner] == d).sum()) for d in range(self.max_steps - 1, -1, -1)]
 
     # -- tokens ------------------------------------------------------------------------------------------------------
     def sequences(self, items: Tensor, is_target: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
@@ -170,21 +182,56 @@ class GenerativeRecNet(nn.Module):
         )
 
     @torch.no_grad()
-    def beam_search(self, input: Tensor) -> tuple[Tensor, Tensor]:
-        """Constrained beam search of width ``config.beam`` after each history.
+    def unseen_subtrees(self, seen: Tensor) -> Tensor:
+        """The trie pruned per user: whether each node's subtree holds an item the user has not seen.
+
+        Vectorised over users: the leaves of unseen items are marked, then every inner node, level by level from
+        the deepest (at most ``max_steps`` levels), takes the OR of its children.
+
+        Args:
+            seen: ``[B, S]`` item ids to exclude, 0-padded.
+
+        Returns:
+            ``[B, nodes]`` bool: True where some leaf at or below the node is an item absent from the user's row
+            (False at the leaf of a seen item, and at an inner node all of whose leaves are seen; the root is False
+            only for a user who has seen every item).
+        """
+        B, nodes = seen.shape[0], self.leaf_item.shape[0]
+        is_seen = torch.zeros(B, self.num_items + 1, dtype=torch.bool, device=seen.device)
+        is_seen.scatter_(1, seen.long(), True)
+        has = (self.leaf_item > 0) & ~is_seen[:, self.leaf_item]  # [B, nodes], the leaves so far
+        has = torch.cat([has, has.new_zeros(B, 1)], 1)  # column ``nodes``: a missing child, never allowed
+        child = torch.where(self.trie_next >= 0, self.trie_next, nodes)  # [nodes, 11]
+        start = 0
+        for size in self._level_sizes:  # deepest inner nodes first: their children are final
+            level = self.trie_inner[start : start + size]
+            has[:, level] = has[:, child[level]].any(-1)  # [B, size, 11] -> [B, size]
+            start += size
+        return has[:, :nodes]
+
+    @torch.no_grad()
+    def beam_search(self, input: Tensor, seen: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Constrained beam search of width ``config.beam`` after each history, optionally excluding seen items.
 
         The prompt is encoded once per user into the KV cache, which is never copied per beam: the K tokens that
         the K beams emit at a step are appended to their user's row of the cache as one block, each attending to
         the prompt and to its own ancestors only (a tree-shaped 4D attention mask, positions = prompt length +
         step), so the cache grows by K tokens a step instead of being repeated K times and reordered.
 
+        With ``seen``, the trie is pruned per user (``unseen_subtrees``): a token is allowed only if it leads to a
+        node whose subtree still holds an item the user has not seen, and the constrained log-softmax is
+        renormalised over those tokens. No beam slot is spent on a seen item, so the beam holds
+        ``min(beam, unseen items)`` items at the end: either nothing was ever cut (the search was exhaustive) or the
+        beam was full and every beam still leads to an unseen item.
+
         Args:
             input: ``[B, L]`` item histories, left-padded with 0.
+            seen: ``[B, S]`` items to exclude per user, 0-padded, or None (nothing excluded).
 
         Returns:
             ``(items, scores)``, each ``[B, beam]``, best first: the items found and their sequence log-probabilities
-            (sum over the identifier's tokens of the constrained log-softmax); item 0 and -inf where the beam holds
-            fewer items than its width.
+            (sum over the identifier's tokens of the constrained — and, with ``seen``, pruned — log-softmax); item 0
+            and -inf where the beam holds fewer items than its width.
         """
         from transformers import DynamicCache
 
@@ -203,9 +250,15 @@ class GenerativeRecNet(nn.Module):
         done[:, 0] = False
         slots = torch.arange(K, device=device)[None, :, None].expand(B, K, 1)
         ancestors = torch.zeros(B, K, 0, dtype=torch.long, device=device)  # slot of each beam's token at each step
+        missing, open_ = self.leaf_item.shape[0], None  # open_ [B, nodes + 1]: the pruned trie, False at missing
+        if seen is not None and seen.numel():
+            open_ = F.pad(self.unseen_subtrees(seen), (0, 1))
         for step in range(self.max_steps):
             nxt = self.trie_next[node]  # [B, K, 11]
             allowed = (nxt >= 0) & ~done[..., None]
+            if open_ is not None:  # only toward a subtree with an item the user has not seen
+                child = torch.where(nxt >= 0, nxt, missing).flatten(1)
+                allowed = allowed & open_.gather(1, child).view_as(nxt)
             logp = logits.masked_fill(~allowed, -math.inf).log_softmax(-1)
             logp = torch.where(allowed, logp, -math.inf)  # rows with nothing allowed are NaN before this
             stay = torch.where(done, score, -math.inf)[..., None]
@@ -231,24 +284,28 @@ class GenerativeRecNet(nn.Module):
 
     @torch.no_grad()
     def topk(self, batch: dict, k: int) -> tuple[Tensor, Tensor]:
-        """Top-k recommendations by beam search: the ``beam`` items found, minus the seen ones, best first.
+        """Top-k recommendations by beam search: the best k of the ``beam`` items found, seen items excluded.
+
+        The seen items are excluded inside the search (``beam_search(input, seen)``, a per-user pruned trie), as the
+        full-ranking models exclude them from their scores: every item found is unseen, and the list has k items
+        whenever the user has at least k unseen items. The filter applied afterwards is only a safety net (a no-op).
 
         Args:
             batch: ``input`` ``[B, L]`` (left-padded) and optionally ``seen`` ``[B, S]`` (0-padded items to exclude).
             k: list length, at most ``config.beam``.
 
         Returns:
-            ``(items [B, k], scores [B, k])``: sequence log-probabilities, best first; item 0 and score -inf where
-            fewer than k items remain once the seen ones are removed.
+            ``(items [B, k], scores [B, k])``: sequence log-probabilities under the pruned constrained softmax, best
+            first; item 0 and score -inf where the user has fewer than k unseen items.
 
         Raises:
             ValueError: ``k`` exceeds the beam width.
         """
         if k > self.config.beam:
             raise ValueError(f"the beam width ({self.config.beam}) must be >= k ({k}): set config.beam >= {k}")
-        items, scores = self.beam_search(batch["input"])
         seen = batch.get("seen")
-        if seen is not None and seen.numel():
+        items, scores = self.beam_search(batch["input"], seen)
+        if seen is not None and seen.numel():  # safety net: the search already excluded them
             scores = scores.masked_fill((items[..., None] == seen[:, None, :]).any(-1), -math.inf)
         scores, order = scores.sort(dim=1, descending=True, stable=True)
         items = items.gather(1, order)[:, :k]
@@ -291,6 +348,25 @@ def build_trie(num_items: int) -> tuple[Tensor, Tensor, Tensor]:
             node = children[node][s]
         leaf[node] = item
     return symbols, torch.tensor(children, dtype=torch.long), torch.tensor(leaf, dtype=torch.long)
+
+
+def trie_depths(next_node: Tensor) -> Tensor:
+    """Depth ``[nodes]`` of every trie node (the root 0, a leaf the length of its identifier), vectorised.
+
+    Args:
+        next_node: ``[nodes, 11]`` the trie of ``build_trie`` (every node but the root is the child of exactly one).
+    """
+    nodes = next_node.shape[0]
+    parent = torch.full((nodes,), -1, dtype=torch.long)
+    has = next_node >= 0
+    parent[next_node[has]] = torch.arange(nodes)[:, None].expand_as(next_node)[has]
+    depth = torch.zeros(nodes, dtype=torch.long)
+    for _ in range(nodes):  # one level more is final each round; stops after (longest identifier + 1) rounds
+        new = torch.where(parent >= 0, depth[parent.clamp(min=0)] + 1, 0)
+        if torch.equal(new, depth):
+            return depth
+        depth = new
+    return depth
 
 
 def _identifier_tokens(tokenizer, chars: str) -> Tensor:

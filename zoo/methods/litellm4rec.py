@@ -270,7 +270,10 @@ PAPER_SPEEDUP = {"v1": 97.28, "aacl": 99.48}  # % less inference time than the L
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     """Measured results and card sections of a shipped checkpoint, from ``results/litellm4rec/``."""
+    import math
     from pathlib import Path
+
+    import yaml
 
     results_dir = Path(__file__).resolve().parents[2] / "results" / "litellm4rec"
 
@@ -281,15 +284,13 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     measured = read(f"{entry.id}.json")
     results = [
         {
-            "metric": m,
-            "metric_name": m.replace("recall", "Recall").replace("ndcg", "NDCG"),
-            "value": round(measured[m], 4),
+            "metric": "recall@10",
+            "metric_name": "Recall@10 (%)",
+            "value": round(100 * measured["recall@10"], 2),
             "dataset": "ml-1m",
             "dataset_name": "MovieLens-1M (leave-one-out, full ranking)",
             "task": "sequential-recommendation",
         }
-        for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
-        if m in measured
     ]
     config = json.loads((Path(__file__).resolve().parents[2] / "cards" / entry.id / "config.json").read_text())
     c = config["config"]
@@ -323,12 +324,23 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             "embeddings; trained with full-softmax cross-entropy at every position (the original uses one sampled "
             "negative with binary cross-entropy)."
         )
+    from safetensors import safe_open
+
+    with safe_open(str(Path(__file__).resolve().parents[2] / "cards" / entry.id / "model.safetensors"), "pt") as f:
+        trained = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
+    compute = (
+        f"Compute: {recipe['trainer']['max_epochs']} epochs, {trained:,} trained parameters (all of them stored in "
+        "this checkpoint)"
+        + (f", {ship['seconds'] / 60:.0f} minutes on {ship.get('machine', 'this machine')}" if ship else "")
+        + ". "
+    )
     training = (
         "Data: MovieLens-1M, 5-core (6,040 users, 3,416 items, 999,611 interactions: SASRec's item set), each user's "
         "items in time order (ties in the order of the shared data's `seq_pos`; MovieLens timestamps are not "
         f"available). Leave-one-out: last item test, second-to-last validation. Maximum history length {c['max_len']}; "
         "each epoch trains on one random window per user. Weights of the best validation Recall@10. "
-        + (f"Training took {ship['seconds']:.0f} s on {ship.get('machine', 'this machine')}. " if ship else "")
+        + compute
         + f"Recipe `{entry.recipe}`. Reproduce:\n\n"
         + reproduce(entry, results_dir)
     )
