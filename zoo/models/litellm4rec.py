@@ -175,7 +175,7 @@ def litellm4rec_smollm2_ml1m(**overrides) -> LiteLLM4RecConfig:
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/sasrec.yaml",
-    sha256="",
+    sha256="959055a927b8e5a2517fd24b07a910e7f9d07577bfb7b8522b1da1390b4c9fb3",
     summary="SASRec (ID-based baseline) on MovieLens-1M, full-softmax cross-entropy, same protocol.",
     tags=_TAGS,
 )
