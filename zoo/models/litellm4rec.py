@@ -160,7 +160,7 @@ _TAGS = ["recommendation", "sequential-recommendation", "movielens"]
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/smollm2.yaml",
-    sha256="",
+    sha256="c0b45d48b6748916c55705d0f1b37b62e572bccd4862cc9efcf45f61311b2464",
     summary="Lite-LLM4Rec on MovieLens-1M: SmolLM2-135M item LLM (frozen) and recommendation LLM (first 4 layers, "
     "LoRA), linear projection head over the 3,416 items.",
     tags=_TAGS,
