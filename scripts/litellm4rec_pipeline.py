@@ -30,8 +30,9 @@ GOLDEN_HISTORIES = [[1, 2, 3], [260, 1196, 1210, 2571], [1721, 2028, 1704, 356, 
 SHIPPED = ("litellm4rec-smollm2-ml1m", "litellm4rec-sasrec-ml1m")
 
 
-def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | None) -> dict:
-    """Train ``recipe`` in this process, save the selected weights to ``out`` and return the run's record."""
+def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | None, resume: bool = False) -> dict:
+    """Train ``recipe`` in this process, save the selected weights to ``out`` and return the run's record. With
+    ``resume``, start from the weights already in ``out`` (a new optimizer) and add this run to its record."""
     import lightning as L
     import yaml
 
@@ -45,9 +46,9 @@ def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | Non
         trainer_args["max_epochs"] = max_epochs
     if max_minutes:
         trainer_args["max_time"] = {"minutes": max_minutes}
-    module = import_object(cfg["model"]["class_path"].replace(".LiteLLM4RecModule", ":LiteLLM4RecModule"))(
-        **cfg["model"]["init_args"]
-    )
+    init_args = dict(cfg["model"]["init_args"]) | ({"init_from": str(out)} if resume else {})
+    previous = json.loads((out / "train.json").read_text()) if resume else {}
+    module = import_object(cfg["model"]["class_path"].replace(".LiteLLM4RecModule", ":LiteLLM4RecModule"))(**init_args)
     dm = import_object("zoo.litellm4rec.data:SeqRecDataModule")(**cfg["data"]["init_args"])
     trainer = L.Trainer(**trainer_args, callbacks=[PrintProgress()])
     t = time.perf_counter()
@@ -57,8 +58,9 @@ def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | Non
     module.save_pretrained(out)
     record = {
         "recipe": recipe,
-        "seconds": round(seconds, 1),
-        "epochs": trainer.current_epoch,
+        "seconds": round(seconds + previous.get("seconds", 0), 1),
+        "epochs": trainer.current_epoch + previous.get("epochs", 0),
+        "runs": previous.get("runs", 1) + 1 if resume else 1,
         "best_epoch": module.best_epoch,
         "best_val_recall@10": module.best_val,
         "trainable_parameters": sum(p.numel() for p in module.net.parameters() if p.requires_grad),
@@ -76,13 +78,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--max-minutes", type=float)
+    parser.add_argument("--resume", action="store_true", help="fit: continue from the weights in --out")
     args = parser.parse_args()
     if args.stage == "ship":
         from shipping import ship_and_eval
 
         ship_and_eval(args.ids, RESULTS, "--trainer.callbacks+=zoo.utils.PrintProgress")
     elif args.stage == "fit":
-        print(fit(args.recipe, args.out, args.max_epochs, args.max_minutes))
+        print(fit(args.recipe, args.out, args.max_epochs, args.max_minutes, args.resume))
     elif args.stage == "golden":
         import zoo
 
