@@ -156,7 +156,7 @@ def bench_markdown(out: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in out["rows"]:
-        ratio = f"{r['inference_seconds'] / ref['inference_seconds']:.1f}× the time" if ref else "–"
+        ratio = f"{r['inference_seconds'] / ref['inference_seconds']:.3g}× the time" if ref else "–"
         if ref and r is ref:
             ratio = "1×"
         lines.append(
