@@ -213,7 +213,8 @@ def test_recommend(trained):
     assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
     assert {"movie_id", "title", "year", "genres", "score"} <= set(recs[0])
     batch = module.recommend([[1, 2, 3], [260]], k=3)
-    assert len(batch) == 2 and batch[0] == recs[:3]
+    assert len(batch) == 2 and [r["movie_id"] for r in batch[0]] == [r["movie_id"] for r in recs[:3]]
+    assert [r["score"] for r in batch[0]] == pytest.approx([r["score"] for r in recs[:3]], abs=1e-4)
     with pytest.raises(ValueError, match="empty"):
         module.recommend([], k=5)
     with pytest.raises(ValueError, match=r"\[99999\].*catalogue"):
