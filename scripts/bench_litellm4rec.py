@@ -49,7 +49,7 @@ def _measure(name: str, source: str, recipe: str, users: int | None, train_batch
 
     import zoo
     from zoo.litellm4rec.data import SeqRecDataModule
-    from zoo.litellm4rec.metrics import rank_metrics
+    from zoo.litellm4rec.metrics import list_ranks, rank_metrics
 
     torch.set_num_threads(threads)
     path = REPO / source
@@ -79,9 +79,7 @@ def _measure(name: str, source: str, recipe: str, users: int | None, train_batch
     with torch.inference_mode():
         for batch in loader:
             items, _ = module.net.topk(batch, 20)
-            hit = items == batch["target"][:, None]
-            first = hit.long().argmax(1) + 1
-            ranks.append(torch.where(hit.any(1), first, torch.full_like(first, 10**9)))
+            ranks.append(list_ranks(items, batch["target"], 10**9))
     seconds = time.perf_counter() - t
     stop.set()
     sampler.join()

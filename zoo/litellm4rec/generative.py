@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.litellm4rec.metrics import list_ranks
 from zoo.litellm4rec.nets import _forward_args, _positions
 
 __all__ = ["GenerativeRecNet", "DIGITS", "SEPARATOR"]
@@ -315,9 +316,7 @@ class GenerativeRecNet(nn.Module):
     def ranks(self, batch: dict) -> Tensor:
         """1-based rank ``[B]`` of ``batch["target"]`` in ``topk(batch, config.beam)``, ``num_items + 1`` if absent."""
         items, _ = self.topk(batch, self.config.beam)
-        hit = items == batch["target"][:, None]
-        first = hit.long().argmax(1) + 1
-        return torch.where(hit.any(1), first, torch.full_like(first, self.num_items + 1))
+        return list_ranks(items, batch["target"], self.num_items + 1)
 
 
 def build_trie(num_items: int) -> tuple[Tensor, Tensor, Tensor]:

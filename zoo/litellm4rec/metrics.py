@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-__all__ = ["KS", "target_ranks", "rank_metrics", "mask_scores"]
+__all__ = ["KS", "target_ranks", "list_ranks", "rank_metrics", "mask_scores"]
 
 KS = (5, 10, 20)
 
@@ -33,6 +33,14 @@ def target_ranks(scores: Tensor, target: Tensor) -> Tensor:
     scored strictly higher (ties go to the target)."""
     t = scores.gather(1, target[:, None])
     return (scores > t).sum(1) + 1
+
+
+def list_ranks(items: Tensor, target: Tensor, missing: int) -> Tensor:
+    """1-based rank ``[B]`` of ``target`` ``[B]`` in recommendation lists ``items`` ``[B, K]`` (best first), or
+    ``missing`` where the list does not hold it."""
+    hit = items == target[:, None]
+    first = hit.long().argmax(1) + 1
+    return torch.where(hit.any(1), first, torch.full_like(first, missing))
 
 
 def rank_metrics(ranks: Tensor, ks: tuple[int, ...] = KS) -> dict[str, Tensor]:
