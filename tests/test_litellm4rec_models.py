@@ -52,6 +52,29 @@ def test_causal(make):
     assert torch.isfinite(h).all()
 
 
+@pytest.mark.parametrize("padded", [True, False])
+def test_an_encoder_loaded_from_a_folder_is_causal(tmp_path, padded):
+    """A pretrained BERT switched to causal attention must be causal with and without padding in the batch (its
+    layers read ``is_decoder`` when built; a full batch has no mask to carry the causality)."""
+    encoder, tok = load_backbone("tiny-bert")  # saved as a plain bidirectional encoder
+    assert not encoder.config.is_decoder
+    encoder.save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    model, _ = load_backbone(str(tmp_path / "bert"), is_decoder=True)
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, model.config.hidden_size)
+    mask = torch.ones(2, 6, dtype=torch.long)
+    if padded:
+        mask[0, :2] = 0
+    y = x.clone()
+    y[:, -1] = torch.randn(2, model.config.hidden_size)
+    with torch.no_grad():
+        a = model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        b = model(inputs_embeds=y, attention_mask=mask).last_hidden_state
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-6)
+    assert not torch.allclose(a[:, -1], b[:, -1], atol=1e-4)
+
+
 def test_left_padding_does_not_change_predictions():
     net = frozen_net(pos_embedding=False)
     short = torch.tensor([[0, 0, 0, 0, 0, 3, 7, 1]])

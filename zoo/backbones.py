@@ -84,7 +84,7 @@ def load_backbone(name: str, num_layers: int | None = None, causal_lm: bool = Fa
             where to put the weights.
     """
     import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     if name in TINY:
         from transformers import BertConfig, ByT5Tokenizer, LlamaConfig
@@ -114,9 +114,12 @@ def load_backbone(name: str, num_layers: int | None = None, causal_lm: bool = Fa
     try:
         tok = AutoTokenizer.from_pretrained(src["path"], **kwargs)
         cls = AutoModelForCausalLM if causal_lm else AutoModel
-        model = cls.from_pretrained(src["path"], dtype=torch.float32, **kwargs)
-        if is_decoder and getattr(model.config, "is_decoder", True) is False:  # an encoder: switch to causal masks
-            model.config.is_decoder = True
+        config = AutoConfig.from_pretrained(src["path"], **kwargs)
+        if is_decoder and not config.is_decoder:
+            # an encoder: causal self-attention. Set before the layers are built: they read it at construction
+            # (setting it on a loaded BERT gives causal masks only where the batch has padding)
+            config.is_decoder = True
+        model = cls.from_pretrained(src["path"], config=config, dtype=torch.float32, **kwargs)
     except OSError as e:
         offline = ", ".join(f"{k} (`pip install {v[0]}`)" for k, v in OFFLINE.items())
         raise OSError(

@@ -108,6 +108,22 @@ def _list(pattern: str) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _predict_with(model_id: str, method: str, refusal: str, inputs, **kwargs) -> tuple[int, object]:
+    """``(0, module.<method>(inputs(), **kwargs))`` for the checkpoint ``model_id``; on bad input or a checkpoint
+    without ``method``, print a one-line error and return ``(2, None)``. ``inputs`` runs before the (slow) load."""
+    from zoo import from_pretrained
+
+    try:
+        data = inputs()
+        module = from_pretrained(model_id)
+        if not hasattr(module, method):
+            raise ValueError(f"{model_id} ({module.family}) {refusal}; use `zoo predict --config`")
+        return 0, getattr(module, method)(data, **kwargs)
+    except (KeyError, ValueError, FileNotFoundError, OSError) as e:
+        print(f"zoo predict: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2, None
+
+
 def _predict_text(argv: list[str]) -> int:
     """``zoo predict --model ID --text "..." [--text ...] [--json]``: classify raw text with a checkpoint whose
     module has ``predict_text`` (text families such as textssl)."""
@@ -116,16 +132,9 @@ def _predict_text(argv: list[str]) -> int:
     parser.add_argument("--text", action="append", required=True, help="a document (repeat for a batch)")
     parser.add_argument("--json", action="store_true", help="print one JSON list of predictions")
     args = parser.parse_args(argv)
-    from zoo import from_pretrained
-
-    try:
-        module = from_pretrained(args.model)
-        if not hasattr(module, "predict_text"):
-            raise ValueError(f"{args.model} ({module.family}) does not classify raw text; use `zoo predict --config`")
-        preds = module.predict_text(args.text)
-    except (KeyError, ValueError, FileNotFoundError) as e:
-        print(f"zoo predict: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+    rc, preds = _predict_with(args.model, "predict_text", "does not classify raw text", lambda: args.text)
+    if rc:
+        return rc
     if args.json:
         print(json.dumps(preds))
     else:
@@ -146,24 +155,20 @@ def _predict_history(argv: list[str]) -> int:
     parser.add_argument("--include-seen", action="store_true", help="allow items of the history")
     parser.add_argument("--json", action="store_true", help="print one JSON list of recommendation lists")
     args = parser.parse_args(argv)
-    from zoo import from_pretrained
 
-    try:
-        histories = []
+    def histories() -> list[list[int]]:
+        out = []
         for h in args.history:
             try:
-                histories.append([int(x) for x in h.split(",") if x.strip()])
+                out.append([int(x) for x in h.split(",") if x.strip()])
             except ValueError:
-                raise ValueError(
-                    f"expected --history as comma-separated integer ids such as 1,2,3, got {h!r}"
-                ) from None
-        module = from_pretrained(args.model)
-        if not hasattr(module, "recommend"):
-            raise ValueError(f"{args.model} ({module.family}) is not a recommender; use `zoo predict --config`")
-        recs = module.recommend(histories, k=args.k, exclude_seen=not args.include_seen)
-    except (KeyError, ValueError, FileNotFoundError, OSError) as e:
-        print(f"zoo predict: error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return 2
+                raise ValueError(f"expected --history as comma-separated integer ids (1,2,3), got {h!r}") from None
+        return out
+
+    rc, recs = _predict_with(args.model, "recommend", "is not a recommender", histories, k=args.k,
+                             exclude_seen=not args.include_seen)  # fmt: skip
+    if rc:
+        return rc
     if args.json:
         print(json.dumps(recs))
     else:

@@ -126,9 +126,7 @@ class LiteLLM4RecNet(RecNet):
         # item LLM: frozen -> vectors precomputed outside (set_item_vectors); else a trainable submodule
         self.item_llm = None
         if c.item_tuning != "frozen":
-            item, tok = load_backbone(c.item_backbone)
-            if hasattr(item, "lm_head"):
-                item = item.model
+            item, tok = load_backbone(c.item_backbone)  # the body (AutoModel): no language-modelling head
             _tune(item, c.item_tuning, c)
             self.item_llm, self.tokenizer = item, tok
             d_item = item.config.hidden_size

@@ -40,9 +40,7 @@ def item_vectors(config: LiteLLM4RecConfig, texts: list[str], progress: bool = T
     path = cache_root() / "litellm4rec" / f"items-{hashlib.sha256(key.encode()).hexdigest()[:20]}.pt"
     if path.exists():
         return torch.load(path)
-    model, tok = load_backbone(config.item_backbone)
-    if hasattr(model, "lm_head"):
-        model = model.model
+    model, tok = load_backbone(config.item_backbone)  # the body (AutoModel): no language-modelling head
     model.eval()
     with torch.no_grad():
         vectors = encode_texts(model, tok, texts, config.item_pooling, config.item_max_tokens, progress=progress)
