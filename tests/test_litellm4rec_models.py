@@ -75,6 +75,15 @@ def test_an_encoder_loaded_from_a_folder_is_causal(tmp_path, padded):
     assert not torch.allclose(a[:, -1], b[:, -1], atol=1e-4)
 
 
+def test_position_embedding_init_scale():
+    torch.manual_seed(0)
+    small = LiteLLM4RecNet(lite(pos_init_std=0.02, max_len=50)).pos.weight
+    assert abs(float(small.std()) - 0.02) < 0.002 and small.requires_grad
+    torch.manual_seed(0)
+    unit = LiteLLM4RecNet(lite(pos_init_std=1.0, max_len=50)).pos.weight
+    assert torch.allclose(unit * 0.02, small)  # the same draw, scaled
+
+
 def test_left_padding_does_not_change_predictions():
     net = frozen_net(pos_embedding=False)
     short = torch.tensor([[0, 0, 0, 0, 0, 3, 7, 1]])

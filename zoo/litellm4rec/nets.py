@@ -137,7 +137,10 @@ class LiteLLM4RecNet(RecNet):
         self.register_buffer("item_vectors", torch.zeros(c.num_items + 1, d_item), persistent=False)
         self.has_item_vectors = False
         self.item_proj = nn.Linear(d_item, d)
-        self.pos = nn.Embedding(c.max_len, d) if c.pos_embedding else None
+        # N(0, pos_init_std²), drawn as nn.Embedding's own N(0, 1) init would be (same random stream)
+        self.pos = (
+            nn.Embedding(c.max_len, d, _weight=torch.randn(c.max_len, d) * c.pos_init_std) if c.pos_embedding else None
+        )
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(d, c.num_items + 1, bias=c.head_bias) if c.head == "linear" else None
         self.item_calls = 0  # items encoded by the item LLM so far (the hierarchy test counts them)

@@ -41,6 +41,9 @@ class LiteLLM4RecConfig:
         head: ``"linear"`` (W h + b over all items) or ``"tied"`` (scores = projected item vectors · h).
         head_bias: bias of the linear head.
         pos_embedding: add a learned position embedding to the item vectors.
+        pos_init_std: standard deviation of its normal initialisation (0.02, the transformers convention, keeps it
+            small next to the projected item vectors; 1.0 is PyTorch's ``nn.Embedding`` default, which swamps
+            low-norm item vectors such as MiniLM's mean-pooled ones).
         dropout: dropout on the input sequence (and in SASRec's blocks).
         loss_positions: ``"all"`` (next-item loss at every position) or ``"last"``.
         hidden, layers, heads: width, blocks and heads of SASRec.
@@ -68,6 +71,7 @@ class LiteLLM4RecConfig:
     head: str = "linear"
     head_bias: bool = True
     pos_embedding: bool = True
+    pos_init_std: float = 0.02
     dropout: float = 0.1
     loss_positions: str = "all"
     hidden: int = 64
