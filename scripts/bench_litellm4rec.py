@@ -134,14 +134,30 @@ def main() -> None:
         proc.join()
         print(json.dumps(row), flush=True)
         rows.append(row)
-    out = {"machine": machine(), "threads": args.threads, "rows": rows}
     RESULTS.mkdir(parents=True, exist_ok=True)
     suffix = "" if args.users is None else f"-{args.users}"
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    for r in rows:
+        r["measured"] = stamp
+    rows = merge_rows(RESULTS / f"bench{suffix}.json", rows, args.threads)
+    out = {"machine": machine(), "threads": args.threads, "rows": rows}
     (RESULTS / f"bench{suffix}.json").write_text(json.dumps(out, indent=1) + "\n")
     (RESULTS / f"bench{suffix}.md").write_text(bench_markdown(out))
     (RESULTS / f"table{suffix}.md").write_text(table_markdown(out))
     print(bench_markdown(out))
     print(table_markdown(out))
+
+
+def merge_rows(path: Path, rows: list[dict], threads: int) -> list[dict]:
+    """``rows`` plus the rows of the other models already in ``path`` (same thread count), in ``MODELS`` order: a
+    run of some models updates their rows and keeps the others (each row records when it was measured)."""
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("threads") == threads:
+            names = {r["model"] for r in rows}
+            rows = [r for r in old["rows"] if r["model"] not in names] + rows
+    order = list(MODELS)
+    return sorted(rows, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
 
 
 def bench_markdown(out: dict) -> str:
@@ -172,6 +188,10 @@ def bench_markdown(out: dict) -> str:
             "reports 97.28% (arXiv v1) / 99.48% (AACL) on ML-1m)."
         )
     users = out["rows"][0]["users"] if out["rows"] else 0
+    runs = sorted({r.get("measured", "an earlier run") for r in out["rows"]})
+    if len(runs) > 1:
+        when = "; ".join(f"{r['model']}: {r.get('measured', 'an earlier run')}" for r in out["rows"])
+        note += ("\n\n" if not note else " ") + f"Rows were measured in separate runs ({when}): compare with care."
     return (
         "\n".join(lines)
         + note

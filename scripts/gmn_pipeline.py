@@ -7,6 +7,10 @@ Stages:
                                               # one run per seed and cell -> results/gmn/table.json (resumable)
                                               # and results/gmn/table.md (mean ± std beside the paper's R²)
     python scripts/gmn_pipeline.py md         # only rewrite results/gmn/table.md from table.json
+    python scripts/gmn_pipeline.py curve [--seeds 3]
+                                              # learning curve on the varying CNNs: every metanet trained on 10, 25,
+                                              # 50 and 100% of the training nets (rows in table.json, resumable)
+                                              # -> results/gmn/curve.{md,png}, copied into the GMN card
     python scripts/gmn_pipeline.py ship       # train gmn-cnn-netzoo into cards/, record its sha256, zoo eval, card
 
 The table runs every recipe unchanged except the split (``data.init_args.split``) and the seed (``model.seed`` and
@@ -23,6 +27,8 @@ import os
 from pathlib import Path
 
 import torch
+
+from zoo.data.netzoo import check_split
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes" / "gmn"
@@ -311,6 +317,87 @@ def golden_nets() -> list:
     return nets
 
 
+CURVE_SPLITS = ("10", "25", "50", "100")
+PAPER_TRAIN_NETS = 15_000  # the paper's training zoo (gmn.md: 15,000 training networks)
+
+
+def stage_curve(args) -> None:
+    """Train the missing (model, percentage, seed) cells of the varying-CNN learning curve, then write it."""
+    args.kind, args.split = ["cnn"], list(CURVE_SPLITS)
+    stage_table(args)
+    write_curve(args.results)
+
+
+def curve_points(rows: list[dict]) -> dict[str, list[tuple[int, float, float, int]]]:
+    """``model -> [(training nets, mean R², std R², seeds)]`` over the curve's percentages (varying CNNs)."""
+    out: dict[str, list] = {}
+    for model in MODELS:
+        for split in CURVE_SPLITS:
+            sel = [r for r in rows if (r["kind"], r["split"], r["model"]) == ("cnn", split, model)
+                   and r.get("limit") is None and r.get("max_epochs") is None]  # fmt: skip
+            if sel:
+                r2 = torch.tensor([r["r2"] for r in sel], dtype=torch.float64)
+                std = float(r2.std()) if len(sel) > 1 else 0.0
+                out.setdefault(model, []).append((sel[0]["nets"]["train"], float(r2.mean()), std, len(sel)))
+    return out
+
+
+def per_doubling(points: list[tuple[int, float, float, int]]) -> float:
+    """Least-squares slope of mean R² against log2(training nets): R² gained per doubling of the zoo."""
+    x = torch.tensor([p[0] for p in points], dtype=torch.float64).log2()
+    y = torch.tensor([p[1] for p in points], dtype=torch.float64)
+    x = x - x.mean()
+    return float((x * (y - y.mean())).sum() / (x * x).sum())
+
+
+def write_curve(results: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = json.loads((results / "table.json").read_text())["rows"]
+    pts = curve_points(rows)
+    if not pts:
+        return
+    sizes = sorted({p[0] for v in pts.values() for p in v})
+    lines = ["| training nets | " + " | ".join(MODEL_NAMES[m] for m in pts) + " |", "|---:|" + "---|" * len(pts)]
+    for n in sizes:
+        cells = []
+        for m in pts:
+            hit = [p for p in pts[m] if p[0] == n]
+            cells.append(f"{hit[0][1]:.3f} ± {hit[0][2]:.3f} (n={hit[0][3]})" if hit else "–")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    slopes = {m: per_doubling(v) for m, v in pts.items() if len(v) >= 2}
+    lines.append("| R² per doubling of the training nets | " + " | ".join(
+        f"{slopes[m]:+.3f}" if m in slopes else "–" for m in pts) + " |")  # fmt: skip
+    biggest = max(sizes)
+    text = (
+        "Test R² on the varying-CNN zoo (same validation and test nets) when each metanet trains on 10, 25, 50 and "
+        "100% of the training nets (nested subsets), mean ± std over seeds (`python scripts/gmn_pipeline.py "
+        f"curve`). The paper trains on {PAPER_TRAIN_NETS:,} networks, {PAPER_TRAIN_NETS / biggest:.0f}× our "
+        f"{biggest}.\n\n" + "\n".join(lines) + "\n"
+    )
+    (results / "curve.md").write_text(text)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, v in pts.items():
+        ax.errorbar([p[0] for p in v], [p[1] for p in v], yerr=[p[2] for p in v], marker="o", capsize=3,
+                    label=MODEL_NAMES[m])  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training networks (varying CNNs)")
+    ax.set_ylabel("test R² of the predicted accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(results / "curve.png", dpi=110)
+    plt.close(fig)
+    for model_id in SHIP:
+        card = REPO / "cards" / model_id
+        if card.is_dir():
+            (card / "curve.png").write_bytes((results / "curve.png").read_bytes())
+    print(text)
+
+
 def stage_ship(args) -> None:
     """Train the shipped checkpoints through `zoo fit`, record their sha256, `zoo eval` them, golden, cards."""
     import subprocess
@@ -341,10 +428,11 @@ def stage_golden() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["recipes", "table", "md", "ship", "golden"])
+    parser.add_argument("stage", choices=["recipes", "table", "md", "curve", "ship", "golden"])
     parser.add_argument("--model", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--kind", nargs="+", default=list(KINDS), choices=KINDS)
-    parser.add_argument("--split", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--split", nargs="+", default=list(SPLITS), type=check_split,
+                        help="'ood' or training percentages such as 100 10 25")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0…n−1 per cell")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ZOO_THREADS", "1")))
     parser.add_argument("--limit", type=int, default=None, help="smoke runs: first N nets of the kind")
@@ -359,6 +447,8 @@ def main() -> None:
         stage_table(args)
     elif args.stage == "ship":
         stage_ship(args)
+    elif args.stage == "curve":
+        stage_curve(args)
     elif args.stage == "golden":
         stage_golden()
     else:

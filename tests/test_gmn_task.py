@@ -81,6 +81,13 @@ def test_split_partitions_are_disjoint_fixed_and_respect_widths():
     ten = split_nets(widths, "10", seed=3)
     assert torch.equal(ten["val"], full["val"]) and torch.equal(ten["test"], full["test"])
     assert len(ten["train"]) == 35 and set(ten["train"].tolist()) <= set(full["train"].tolist())
+    quarter, half = split_nets(widths, "25", seed=3), split_nets(widths, "50", seed=3)
+    assert [len(quarter["train"]), len(half["train"])] == [88, 175]  # round(0.25 * 350), 0.5 * 350
+    assert set(ten["train"].tolist()) <= set(quarter["train"].tolist()) <= set(half["train"].tolist())
+    assert torch.equal(quarter["test"], full["test"])
+    for bad in ("0", "101", "half", "-5"):
+        with pytest.raises(ValueError, match="training percentage"):
+            split_nets(widths, bad, seed=3)
     ood = split_nets(widths, "ood", seed=3)
     assert (widths[ood["train"]] <= OOD_TRAIN_MAX_WIDTH).all() and (widths[ood["val"]] <= OOD_TRAIN_MAX_WIDTH).all()
     assert torch.equal(ood["test"], (widths >= OOD_TEST_MIN_WIDTH).nonzero().view(-1))
@@ -145,8 +152,8 @@ def test_arrow_dataset_is_read_like_the_rows(zoo_dir, tmp_path):
 def test_missing_zoo_says_how_to_generate_it(tmp_path):
     with pytest.raises(DataError, match="python scripts/gmn_zoo.py"):
         NetZooDataModule(root=str(tmp_path / "nowhere")).setup()
-    with pytest.raises(ValueError, match="expected split in"):
-        NetZooDataModule(split="50")
+    with pytest.raises(ValueError, match="training percentage"):
+        NetZooDataModule(split="150")
     with pytest.raises(ValueError, match="no option"):
         MetanetConfig(model="gmn", options={"width": 3})
     with pytest.raises(ValueError, match="expected model in"):

@@ -19,7 +19,9 @@ keyed by the sha256 of the source files, so the cache is rebuilt whenever the ro
 Splits of a kind's nets (sorted by id), drawn with ``seed``:
 
 * ``"100"``: a random 70/10/20 train/validation/test partition.
-* ``"10"``: the same validation and test nets; training on the first 10% of the training part.
+* ``"10"``: the same validation and test nets; training on the first 10% of the training part. Any percentage
+  ``"1"`` … ``"100"`` works the same way (the learning curve of ``scripts/gmn_pipeline.py curve``); the training
+  sets are nested: a smaller percentage trains on a prefix of a larger one's nets.
 * ``"ood"``: training and validation from widths ≤ 8 (7:1, random), test on all nets of widths ≥ 12
   (``zoo.gmn.nets.WIDTHS``): generalisation to wider networks.
 """
@@ -50,6 +52,7 @@ __all__ = [
     "load_weights",
     "net_graph",
     "split_nets",
+    "check_split",
     "NetZooDataModule",
 ]
 
@@ -214,19 +217,26 @@ def net_graph(row: dict):
     )
 
 
+def check_split(split) -> str:
+    """``split`` as a string if it names a split (``"ood"`` or a training percentage ``"1"`` … ``"100"``)."""
+    split = str(split)
+    if split == "ood" or (split.isdigit() and 1 <= int(split) <= 100):
+        return split
+    raise ValueError(f"expected split 'ood' or a training percentage '1' ... '100' (e.g. {SPLITS}), got {split!r}")
+
+
 def split_nets(widths: torch.Tensor, split: str, seed: int) -> dict[str, torch.Tensor]:
     """Positions of the train / val / test nets of a kind (nets in id order, ``widths [n]``) for ``split``.
 
     Args:
         widths: width of each net.
-        split: ``"100"``, ``"10"`` or ``"ood"`` (see the module docstring).
+        split: ``"ood"`` or a training percentage such as ``"100"`` or ``"10"`` (see the module docstring).
         seed: seed of the random partition.
 
     Returns:
         ``{"train", "val", "test"}`` → sorted positions (long tensors), disjoint.
     """
-    if split not in SPLITS:
-        raise ValueError(f"expected split in {SPLITS}, got {split!r}")
+    split = check_split(split)
     g = torch.Generator().manual_seed(seed)
     if split == "ood":
         small = (widths <= OOD_TRAIN_MAX_WIDTH).nonzero().view(-1)
@@ -238,8 +248,7 @@ def split_nets(widths: torch.Tensor, split: str, seed: int) -> dict[str, torch.T
         perm = torch.randperm(n, generator=g)
         n_val, n_test = round(FRACTIONS[1] * n), round(FRACTIONS[2] * n)
         train = perm[n_val + n_test :]
-        if split == "10":
-            train = train[: max(1, round(0.1 * len(train)))]
+        train = train[: max(1, round(int(split) / 100 * len(train)))]
         out = {"train": train, "val": perm[:n_val], "test": perm[n_val : n_val + n_test]}
     return {k: v.sort().values for k, v in out.items()}
 
@@ -284,7 +293,7 @@ class NetZooDataModule(L.LightningDataModule):
     Args:
         root: the zoo folder (``dataset/`` or ``rows.jsonl``); default ``$ZOO_CACHE/gmn_zoo``.
         kind: ``"cnn"`` (2D CNNs only, the paper's "varying CNNs") or ``"diverse"`` (all five families).
-        split: ``"100"``, ``"10"`` or ``"ood"`` (module docstring).
+        split: ``"ood"`` or a training percentage such as ``"100"`` or ``"10"`` (module docstring).
         seed: seed of the random partition (fixed by default, so every run sees the same split).
         batch_size: graphs per batch.
         limit: use only the first ``limit`` nets of the kind (by id), e.g. for a quick debug run.
@@ -304,9 +313,7 @@ class NetZooDataModule(L.LightningDataModule):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"expected kind in {sorted(KINDS)}, got {kind!r}")
-        split = str(split)
-        if split not in SPLITS:
-            raise ValueError(f"expected split in {SPLITS}, got {split!r}")
+        split = check_split(split)
         if limit is not None and limit < 1:
             raise ValueError(f"expected limit >= 1 or None, got {limit}")
         self.save_hyperparameters()

@@ -158,6 +158,11 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "far larger zoo, so only the ordering against the baselines is comparable.\n\n"
         "### Reproduction table\n\n" + (table or "Not measured yet (`python scripts/gmn_pipeline.py table`).")
     )
+    if (results_dir / "curve.md").exists():
+        evaluation += (
+            "\n### R² against the size of the zoo\n\n" + (results_dir / "curve.md").read_text()
+            + "\n![learning curve](curve.png)\n"
+        )  # fmt: skip
     limitations = (
         "- Our zoo is small (400 2D CNNs for this checkpoint, 2,000 networks in all) and MNIST-trained, against the "
         "paper's tens of thousands of CIFAR-10 networks; R² is far below the paper's 0.978 and the table shows "
