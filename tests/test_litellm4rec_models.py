@@ -75,6 +75,23 @@ def test_an_encoder_loaded_from_a_folder_is_causal(tmp_path, padded):
     assert not torch.allclose(a[:, -1], b[:, -1], atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["SmolLM2-135M-Instruct", "all-MiniLM-L6-v2"])
+def test_offline_backbones_load_as_causal_recommendation_llms(name):
+    """The two offline backbones as a recommendation LLM (is_decoder=True): Llama (whose config has no
+    ``is_decoder``) and BERT (switched to causal attention) are both causal on a batch without padding."""
+    model, _ = load_backbone(name, num_layers=1, is_decoder=True)
+    torch.manual_seed(0)
+    x = torch.randn(1, 5, model.config.hidden_size)
+    y = x.clone()
+    y[:, -1] = torch.randn(model.config.hidden_size)
+    mask = torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        a = model(inputs_embeds=x, attention_mask=mask).last_hidden_state
+        b = model(inputs_embeds=y, attention_mask=mask).last_hidden_state
+    assert torch.allclose(a[:, :-1], b[:, :-1], atol=1e-5)
+    assert not torch.allclose(a[:, -1], b[:, -1], atol=1e-4)
+
+
 def test_position_embedding_init_scale():
     torch.manual_seed(0)
     small = LiteLLM4RecNet(lite(pos_init_std=0.02, max_len=50)).pos.weight

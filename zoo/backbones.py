@@ -115,7 +115,7 @@ def load_backbone(name: str, num_layers: int | None = None, causal_lm: bool = Fa
         tok = AutoTokenizer.from_pretrained(src["path"], **kwargs)
         cls = AutoModelForCausalLM if causal_lm else AutoModel
         config = AutoConfig.from_pretrained(src["path"], **kwargs)
-        if is_decoder and not config.is_decoder:
+        if is_decoder and getattr(config, "is_decoder", True) is False:  # decoder configs may lack the field
             # an encoder: causal self-attention. Set before the layers are built: they read it at construction
             # (setting it on a loaded BERT gives causal masks only where the batch has padding)
             config.is_decoder = True
