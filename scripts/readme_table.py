@@ -21,6 +21,7 @@ BLOCKS = {
     "pruning-bench-cuda": "results/pruning/bench_tvw_cuda.md",
     "pruning-abft": "results/pruning/abft.md",
     "gmn-table": "results/gmn/table.md",
+    "gmn-curve": "results/gmn/curve.md",
     "textssl-table": "results/textssl/table.md",
     "litellm4rec-table": "results/litellm4rec/table.md",
     "litellm4rec-bench": "results/litellm4rec/bench.md",

@@ -101,6 +101,53 @@ def test_position_embedding_init_scale():
     assert torch.allclose(unit * 0.02, small)  # the same draw, scaled
 
 
+def _lora_net():
+    net = frozen_net(rec_tuning="lora")
+    with torch.no_grad():  # peft starts B at 0, which would make merging trivial
+        for n, p in net.rec.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.5)
+    return net
+
+
+def test_inference_on_merged_lora_weights_equals_the_adapters():
+    net = _lora_net()
+    layers = net._lora.layers
+    assert layers
+    base = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.enable_grad():
+        unmerged = net.scores(HIST)  # gradients on: the adapters run unmerged
+    assert not any(m.merged for m in layers)
+    with torch.no_grad():
+        merged = net.scores(HIST)
+    assert all(m.merged for m in layers)
+    assert torch.allclose(merged, unmerged, atol=1e-4) and not torch.allclose(merged, unmerged * 1.01, atol=1e-4)
+    # the state dict never holds the merged delta; training unmerges
+    state = net.state_dict()
+    assert not any(m.merged for m in layers)
+    assert all(torch.equal(state[k], base[k]) for k in base)  # restored exactly, no drift
+    with torch.no_grad():
+        net.scores(HIST)
+    net.train()
+    loss = net.loss({"input": HIST, "target": HIST.roll(-1, 1)})
+    assert not any(m.merged for m in layers) and torch.isfinite(loss)
+
+
+def test_loading_into_a_merged_network_is_exact():
+    import pickle
+
+    source = _lora_net()
+    target = frozen_net(rec_tuning="lora")
+    with torch.no_grad():
+        target.scores(HIST)  # merged with its own (zero) adapters
+    target.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(target.scores(HIST), source.scores(HIST), atol=1e-5)
+    clone = pickle.loads(pickle.dumps(target))  # hooks are bound methods: picklable
+    with torch.no_grad():
+        assert torch.allclose(clone.scores(HIST), source.scores(HIST), atol=1e-5)
+
+
 def test_left_padding_does_not_change_predictions():
     net = frozen_net(pos_embedding=False)
     short = torch.tensor([[0, 0, 0, 0, 0, 3, 7, 1]])

@@ -65,7 +65,7 @@ class GenerativeRecNet(nn.Module):
     def __init__(self, config, separator: str = SEPARATOR) -> None:
         super().__init__()
         from zoo.backbones import load_backbone
-        from zoo.litellm4rec.nets import _tune
+        from zoo.litellm4rec.nets import MergedLoRA, _tune
 
         if len(separator) != 1 or separator in DIGITS:
             raise ValueError(f"expected a one-character, non-digit separator, got {separator!r}")
@@ -73,6 +73,7 @@ class GenerativeRecNet(nn.Module):
         self.num_items = c.num_items
         self.lm, self.tokenizer = load_backbone(c.rec_backbone, num_layers=c.rec_layers, causal_lm=True)
         _tune(self.lm, c.rec_tuning, c)
+        self._lora = MergedLoRA(self, self.lm)
         self.register_buffer("id_tokens", _identifier_tokens(self.tokenizer, DIGITS + separator), persistent=False)
         self.pad_token = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         symbols, next_node, leaf_item = build_trie(c.num_items)
@@ -129,6 +130,7 @@ class GenerativeRecNet(nn.Module):
         if mask.dim() == 2:
             ids = ids.masked_fill(mask[:, -symbols.shape[1] :] == 0, self.pad_token)
         body = self.lm.get_decoder()
+        self._lora.sync(self)
         kwargs = {}
         if cache is not None:  # transformers 5.x renames past_key_values to cache
             kwargs["cache" if "cache" in _forward_args(body) else "past_key_values"] = cache
