@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "litellm4rec"
 MODELS = {  # name -> (checkpoint id or folder, recipe, description)
     "Lite-LLM4Rec (SmolLM2)": ("litellm4rec-smollm2-ml1m", "recipes/litellm4rec/smollm2.yaml"),
-    "Lite-LLM4Rec (MiniLM)": ("runs/litellm4rec/minilm", "recipes/litellm4rec/minilm.yaml"),
+    "Lite-LLM4Rec (MiniLM)": ("litellm4rec-minilm-ml1m", "recipes/litellm4rec/minilm.yaml"),
     "Generative, beam 20 (SmolLM2)": ("runs/litellm4rec/generative", "recipes/litellm4rec/generative.yaml"),
     "SASRec": ("litellm4rec-sasrec-ml1m", "recipes/litellm4rec/sasrec.yaml"),
 }

@@ -372,11 +372,20 @@ def write_curve(results: Path) -> None:
     lines.append("| R² per doubling of the training nets | " + " | ".join(
         f"{slopes[m]:+.3f}" if m in slopes else "–" for m in pts) + " |")  # fmt: skip
     biggest = max(sizes)
+    leaders = []
+    for n in sizes:
+        at = {m: p[1] for m, v in pts.items() for p in v if p[0] == n}
+        leaders.append(f"{n}: {MODEL_NAMES[max(at, key=at.get)]}")
+    last = {m: v[-1][1] - v[-2][1] for m, v in pts.items() if len(v) >= 2}
+    summary = (
+        "Best mean R² by number of training nets: " + ", ".join(leaders) + ". Change over the last doubling: "
+        + ", ".join(f"{MODEL_NAMES[m]} {d:+.3f}" for m, d in last.items()) + "."
+    )  # fmt: skip
     text = (
         "Test R² on the varying-CNN zoo (same validation and test nets) when each metanet trains on 10, 25, 50 and "
         "100% of the training nets (nested subsets), mean ± std over seeds (`python scripts/gmn_pipeline.py "
         f"curve`). The paper trains on {PAPER_TRAIN_NETS:,} networks, {PAPER_TRAIN_NETS / biggest:.0f}× our "
-        f"{biggest}.\n\n" + "\n".join(lines) + "\n"
+        f"{biggest}.\n\n" + "\n".join(lines) + "\n\n" + summary + "\n"
     )
     (results / "curve.md").write_text(text)
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "litellm4rec"
 GOLDEN_HISTORIES = [[1, 2, 3], [260, 1196, 1210, 2571], [1721, 2028, 1704, 356, 527, 318, 593, 2858, 2762, 110]]
-SHIPPED = ("litellm4rec-smollm2-ml1m", "litellm4rec-sasrec-ml1m")
+SHIPPED = ("litellm4rec-smollm2-ml1m", "litellm4rec-minilm-ml1m", "litellm4rec-sasrec-ml1m")
 
 
 def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | None, resume: bool = False) -> dict:

@@ -170,7 +170,24 @@ _TAGS = ["recommendation", "sequential-recommendation", "movielens"]
     tags=_TAGS,
 )
 def litellm4rec_smollm2_ml1m(**overrides) -> LiteLLM4RecConfig:
-    return LiteLLM4RecConfig(**({"arch": "lite"} | overrides))
+    return LiteLLM4RecConfig(**({"arch": "lite", "pos_init_std": 1.0} | overrides))
+
+
+@register_model(
+    family="litellm4rec",
+    dataset="ml-1m",
+    data={"dataset": "ml-1m"},
+    metric="recall@10",
+    recipe="recipes/litellm4rec/minilm.yaml",
+    sha256="",
+    summary="Lite-LLM4Rec on MovieLens-1M: all-MiniLM-L6-v2 as item LLM (frozen, mean-pooled) and as recommendation "
+    "LLM (all 6 layers, causal, LoRA), linear projection head over the 3,416 items.",
+    tags=_TAGS,
+)
+def litellm4rec_minilm_ml1m(**overrides) -> LiteLLM4RecConfig:
+    base = {"arch": "lite", "item_backbone": "all-MiniLM-L6-v2", "item_pooling": "mean",
+            "rec_backbone": "all-MiniLM-L6-v2", "rec_layers": None}  # fmt: skip
+    return LiteLLM4RecConfig(**(base | overrides))
 
 
 @register_model(
