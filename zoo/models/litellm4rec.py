@@ -179,7 +179,7 @@ def litellm4rec_smollm2_ml1m(**overrides) -> LiteLLM4RecConfig:
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/minilm.yaml",
-    sha256="",
+    sha256="df73001d69f291cc3cb98ce785392b76249e2733352f247b940a6f76d5f124f2",
     summary="Lite-LLM4Rec on MovieLens-1M: all-MiniLM-L6-v2 as item LLM (frozen, mean-pooled) and as recommendation "
     "LLM (all 6 layers, causal, LoRA), linear projection head over the 3,416 items.",
     tags=_TAGS,
