@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from zoo.data.netzoo import check_split
+from zoo.methods.gmn import KIND_NAMES, MODEL_NAMES, SPLIT_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes" / "gmn"
@@ -47,9 +48,6 @@ PAPER_R2 = {
     ("cnn", "ood"): {"deepsets": (0.741, 0.015), "dmc": (0.387, 0.229), "gmn": (0.891, 0.037)},
     ("diverse", "ood"): {"gmn": (0.768, 0.027)},
 }
-KIND_NAMES = {"cnn": "Varying CNNs", "diverse": "Diverse architectures"}
-SPLIT_NAMES = {"100": "100%", "10": "10%", "ood": "OOD width"}
-MODEL_NAMES = {"gmn": "GMN", "dmc": "DMC", "deepsets": "DeepSets", "statnn": "StatNN"}
 
 # recipe contents per model: options of its config (value, comment), lr, weight decay, epochs per kind, and why
 MODEL_RECIPES = {
@@ -330,16 +328,20 @@ def stage_curve(args) -> None:
 
 def curve_points(rows: list[dict]) -> dict[str, list[tuple[int, float, float, int]]]:
     """``model -> [(training nets, mean R², std R², seeds)]`` over the curve's percentages (varying CNNs)."""
-    out: dict[str, list] = {}
-    for model in MODELS:
-        for split in CURVE_SPLITS:
-            sel = [r for r in rows if (r["kind"], r["split"], r["model"]) == ("cnn", split, model)
-                   and r.get("limit") is None and r.get("max_epochs") is None]  # fmt: skip
-            if sel:
-                r2 = torch.tensor([r["r2"] for r in sel], dtype=torch.float64)
-                std = float(r2.std()) if len(sel) > 1 else 0.0
-                out.setdefault(model, []).append((sel[0]["nets"]["train"], float(r2.mean()), std, len(sel)))
-    return out
+    from zoo.methods import mean_std
+
+    groups: dict = {}
+    nets: dict = {}
+    for r in rows:
+        if r["kind"] == "cnn" and r["split"] in CURVE_SPLITS and r.get("limit") is None and r.get("max_epochs") is None:
+            groups.setdefault((r["model"], r["split"]), []).append(r["r2"])
+            nets[r["split"]] = r["nets"]["train"]
+    r2 = mean_std(groups)
+    return {
+        model: [(nets[split], *r2[(model, split)]) for split in CURVE_SPLITS if (model, split) in r2]
+        for model in MODELS
+        if any((model, split) in r2 for split in CURVE_SPLITS)
+    }
 
 
 def per_doubling(points: list[tuple[int, float, float, int]]) -> float:

@@ -25,6 +25,11 @@ from zoo.hub import ZooModule
 from zoo.methods import BestValidation, reproduce
 from zoo.models.gmn import MetanetConfig, build_metanet
 
+# display names of the reproduction table's kinds, splits and metanets (the card and scripts/gmn_pipeline.py)
+KIND_NAMES = {"cnn": "Varying CNNs", "diverse": "Diverse architectures"}
+SPLIT_NAMES = {"100": "100%", "10": "10%", "ood": "OOD width"}
+MODEL_NAMES = {"gmn": "GMN", "dmc": "DMC", "deepsets": "DeepSets", "statnn": "StatNN"}
+
 __all__ = ["GMNModule"]
 
 
@@ -194,27 +199,24 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
 
 
 def _where_gmn_loses(rows: list[dict]) -> str:
-    """A sentence per table cell (kind x split) where a baseline's mean test R² beats GMN's, from the table rows."""
-    from statistics import mean
+    """Which table cells (kind x split) a baseline's mean test R² beats GMN's in, from the table rows."""
+    from zoo.methods import mean_std
 
-    names = {"dmc": "DMC", "deepsets": "DeepSets", "statnn": "StatNN"}
-    kinds = {"cnn": "varying CNNs", "diverse": "diverse architectures"}
-    splits = {"100": "100%", "10": "10%", "ood": "OOD width"}
-    cells: dict = {}
+    groups: dict = {}
     for r in rows:
-        if r["split"] in splits and r.get("limit") is None and r.get("max_epochs") is None:
-            cells.setdefault((r["kind"], r["split"]), {}).setdefault(r["model"], []).append(r["r2"])
+        if r["split"] in SPLIT_NAMES and r.get("limit") is None and r.get("max_epochs") is None:
+            groups.setdefault((r["kind"], r["split"], r["model"]), []).append(r["r2"])
+    r2 = mean_std(groups)
     wins, losses = [], []
-    for (kind, split), models in sorted(cells.items()):
-        if "gmn" not in models:
+    for kind, split in sorted({k[:2] for k in r2}):
+        cell = {m: r2[(kind, split, m)][0] for m in MODEL_NAMES if (kind, split, m) in r2}
+        rivals = {m: v for m, v in cell.items() if m != "gmn"}
+        if "gmn" not in cell or not rivals:
             continue
-        gmn = mean(models["gmn"])
-        best = max(((mean(v), m) for m, v in models.items() if m != "gmn"), default=None)
-        if best is None:
-            continue
-        where = f"{kinds.get(kind, kind)}, {splits[split]}"
-        if best[0] > gmn:
-            losses.append(f"{where}: {names.get(best[1], best[1])} {best[0]:.3f} vs GMN {gmn:.3f}")
+        best = max(rivals, key=rivals.get)
+        where = f"{KIND_NAMES[kind]}, {SPLIT_NAMES[split]}"
+        if rivals[best] > cell["gmn"]:
+            losses.append(f"{where}: {MODEL_NAMES[best]} {rivals[best]:.3f} vs GMN {cell['gmn']:.3f}")
         else:
             wins.append(where)
     if not losses:
