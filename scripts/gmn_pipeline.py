@@ -208,7 +208,7 @@ def stage_table(args) -> None:
     have = {(r["kind"], r["split"], r["model"], r["seed"]) for r in done["rows"]}
     from zoo.utils import machine
 
-    for seed in range(args.seeds):
+    for seed in range(args.from_seed, args.seeds):
         for kind in args.kind:
             for split in args.split:
                 for model in args.model:
@@ -232,13 +232,16 @@ def _merge(path: Path, row: dict) -> None:
 
 
 def summary(rows: list[dict]) -> dict:
-    """``(kind, split, model, metric) -> (mean, std, n)`` over seeds."""
+    """``(kind, split, model, metric) -> (mean, std, n)`` over seeds; seconds per ``(..., "seconds", "CPU"|"GPU")``."""
     from zoo.methods import mean_std
 
     groups: dict = {}
     for r in rows:
-        for metric in ("r2", "kendall_tau", "mse", "seconds"):
+        for metric in ("r2", "kendall_tau", "mse"):
             groups.setdefault((r["kind"], r["split"], r["model"], metric), []).append(r[metric])
+        # wall time only means something per kind of device
+        device = "GPU" if "NVIDIA" in r.get("machine", "") else "CPU"
+        groups.setdefault((r["kind"], r["split"], r["model"], "seconds", device), []).append(r["seconds"])
     return mean_std(groups)
 
 
@@ -247,7 +250,7 @@ def table_markdown(rows: list[dict]) -> str:
     s = summary(rows)
     lines = [
         "| zoo | split | metanet | R² (ours) | R² (paper, unconfirmed) | Kendall τ (ours) | test MSE (ours) "
-        "| s / run |",
+        "| s / run (device) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind in KINDS:
@@ -257,12 +260,17 @@ def table_markdown(rows: list[dict]) -> str:
                 if r2 is None:
                     cells = ["not run", "", "", ""]
                 else:
-                    tau, mse, sec = (s[(kind, split, model, m)] for m in ("kendall_tau", "mse", "seconds"))
+                    tau, mse = (s[(kind, split, model, m)] for m in ("kendall_tau", "mse"))
+                    sec = [
+                        f"{s[key][0]:.0f} {dev}"
+                        for dev in ("CPU", "GPU")
+                        if (key := (kind, split, model, "seconds", dev)) in s
+                    ]
                     cells = [
                         f"{r2[0]:.3f} ± {r2[1]:.3f} (n={r2[2]})",
                         f"{tau[0]:.3f} ± {tau[1]:.3f}",
                         f"{mse[0]:.4f} ± {mse[1]:.4f}",
-                        f"{sec[0]:.0f}",
+                        ", ".join(sec),
                     ]
                 ref = PAPER_R2.get((kind, split), {}).get(model)
                 cells.insert(1, f"{ref[0]:.3f} ± {ref[1]:.3f}" if ref else "–")
@@ -445,6 +453,7 @@ def main() -> None:
     parser.add_argument("--split", nargs="+", default=list(SPLITS), type=check_split,
                         help="'ood' or training percentages such as 100 10 25")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0…n−1 per cell")
+    parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--threads", type=int, default=int(os.environ.get("ZOO_THREADS", "1")))
     parser.add_argument("--limit", type=int, default=None, help="smoke runs: first N nets of the kind")
     parser.add_argument("--max-epochs", type=int, default=None, help="smoke runs: override the recipe's epochs")

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from zoo.methods.textssl import PAPER  # test accuracy (%) of the paper's table, UNCONFIRMED (textssl.md)
 from zoo.utils import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,8 +36,6 @@ METHODS = {  # name: (model.net overrides, data overrides)
     "wordcooc": ({"structure": "none", "edge_weights": "cooc"}, {"graph": "document"}),
 }
 METHOD_NAMES = {"textssl": "TextSSL", "disjoint": "Disjoint sentence graphs", "wordcooc": "WordCooc"}
-# test accuracy (%) of the paper's table, UNCONFIRMED (recalled, see ../shared/papers/textssl.md)
-PAPER = {"r8": (97.81, 0.14), "r52": (95.48, 0.26), "mr": (79.74, 0.19)}
 
 
 def load_recipe(dataset: str) -> dict:
@@ -78,7 +77,7 @@ def stage_table(args) -> None:
     path = RESULTS / "table.json"
     done = json.loads(path.read_text())["rows"] if path.exists() else []
     have = {(r["dataset"], r["method"], r["seed"]) for r in done}
-    for seed in range(args.seeds):
+    for seed in range(args.from_seed, args.seeds):
         for dataset in args.datasets:
             for method in args.methods:
                 if (dataset, method, seed) in have:
@@ -114,8 +113,7 @@ def write_md() -> None:
         "",
         "Test accuracy (%) at the best validation epoch, mean ± std over n seeds (n in brackets); "
         "`python scripts/textssl_pipeline.py table`. Paper: TextSSL's row of the paper's table (UNCONFIRMED, "
-        f"recalled; ../shared/papers/textssl.md). Epochs trained per data set: {dict(epochs)}. Machine: "
-        f"{sorted({r['machine'] for r in rows})}.",
+        f"recalled; ../shared/papers/textssl.md). Epochs trained per data set: {dict(epochs)}.",
         "",
         "| method | " + " | ".join(d.upper() for d in datasets) + " |",
         "|---|" + "---|" * len(datasets),
@@ -127,7 +125,30 @@ def write_md() -> None:
             cells.append(f"{v[0]:.2f} ± {v[1]:.2f} ({v[2]})" if v else "–")
         lines.append(f"| {METHOD_NAMES[method]} | " + " | ".join(cells) + " |")
     lines.append("| TextSSL, paper | " + " | ".join(f"{PAPER[d][0]:.2f} ± {PAPER[d][1]:.2f}" for d in datasets) + " |")
+    lines += [
+        "",
+        "Learned sparse edges against the disjoint baseline, paired by seed: " + edge_gain(rows, datasets) + ".",
+    ]
+    where = {d: sorted({r["machine"] for r in rows if r["dataset"] == d}) for d in datasets}
+    lines += [
+        "",
+        "Machines per data set: " + "; ".join(f"{d.upper()}: {' + '.join(m)}" for d, m in where.items()) + ".",
+    ]
     (RESULTS / "table.md").write_text("\n".join(lines) + "\n")
+
+
+def edge_gain(rows: list[dict], datasets: list[str]) -> str:
+    """Per data set: mean TextSSL − disjoint test accuracy (points) over the seeds both have, and the wins."""
+    acc = {(r["dataset"], r["method"], r["seed"]): 100 * r["accuracy"] for r in rows}
+    parts = []
+    for d in datasets:
+        seeds = sorted(k[2] for k in acc if k[:2] == (d, "textssl") and (d, "disjoint", k[2]) in acc)
+        if not seeds:
+            continue
+        gaps = [acc[(d, "textssl", s)] - acc[(d, "disjoint", s)] for s in seeds]
+        wins = sum(g > 0 for g in gaps)
+        parts.append(f"{d.upper()} {sum(gaps) / len(gaps):+.2f} points (TextSSL ahead on {wins} of {len(gaps)} seeds)")
+    return "; ".join(parts) or "no paired seeds yet"
 
 
 def stage_vectors(args) -> None:
@@ -223,6 +244,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--max-epochs", type=int, default=None, help="override the recipes' epochs")
     parser.add_argument("--ids", nargs="+", default=["textssl-r8", "textssl-mr"])
     parser.add_argument("--threads", type=int, default=1)

@@ -21,10 +21,11 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    """One line naming the machine a measurement ran on: CPU, cores, torch version and threads."""
+    """One line naming the machine a measurement ran on: CPU, cores, torch version, threads and GPU."""
     import torch
 
-    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s){gpu}"
 
 
 def _progress_callback():
