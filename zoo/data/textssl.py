@@ -71,7 +71,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DATASETS = ("r8", "r52", "mr")
-VECTOR_SOURCES = ("minilm", "word2vec", "random", "glove")
+VECTOR_SOURCES = ("minilm", "minilm-encoded", "word2vec", "random", "glove")
 FORMAT_VERSION = 1  # bump when the preprocessing changes, to invalidate the caches
 MIN_FREQUENCY = 5  # TextGCN's rare-word threshold
 UNK = "<unk>"
@@ -499,6 +499,26 @@ def _minilm_vectors(vocab: list[str]) -> dict[int, torch.Tensor]:
     return out
 
 
+@torch.no_grad()
+def _minilm_encoded_vectors(vocab: list[str], batch_size: int = 512) -> dict[int, torch.Tensor]:
+    """Each word encoded on its own by the whole all-MiniLM-L6-v2 sentence encoder: mean of the last hidden states
+    over the word's tokens with [CLS] and [SEP] (the model's own pooling), then unit length (its Normalize step)."""
+    from zoo.backbones import load_backbone
+
+    model, tokenizer = load_backbone(MINILM)
+    model.eval()
+    rows = [i for i, w in enumerate(vocab) if w != UNK]
+    out = {}
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start : start + batch_size]
+        batch = tokenizer([vocab[i] for i in chunk], padding=True, return_tensors="pt")
+        states = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+        pooled = torch.nn.functional.normalize((states * mask).sum(1) / mask.sum(1), dim=-1)
+        out.update(zip(chunk, pooled.float()))
+    return out
+
+
 def _word2vec_vectors(vocab: list[str], train_sentences, dim: int, seed: int) -> dict[int, torch.Tensor]:
     if train_sentences is None:
         raise ValueError("source='word2vec' trains on the training text: pass train_sentences")
@@ -559,6 +579,9 @@ def word_vectors(
         vocab: words, e.g. from :func:`build_vocab` (``"<unk>"`` always gets a random row).
         source: ``"minilm"`` (d = 384: the input word-embedding matrix of all-MiniLM-L6-v2, a word = the mean of
             its word pieces under the model's BERT tokenizer, without [CLS] / [SEP]; [UNK] pieces are ignored);
+            ``"minilm-encoded"`` (d = 384: each word run alone through the whole all-MiniLM-L6-v2 sentence encoder,
+            mean-pooled over its tokens with [CLS] / [SEP] and scaled to unit length, as the model embeds a sentence:
+            a static vector distilled from the contextual model);
             ``"word2vec"`` (d = ``dim``: skip-gram with negative sampling, window 5, 10 epochs, trained with gensim
             on ``train_sentences`` only, deterministic for a seed); ``"random"`` (d = ``dim``); ``"glove"`` (d from
             the GloVe text file at ``path``; exact word match).
@@ -573,8 +596,8 @@ def word_vectors(
     if source not in VECTOR_SOURCES:
         raise ValueError(f"unknown word-vector source {source!r}; expected one of {VECTOR_SOURCES}")
     found: dict[int, torch.Tensor] = {}
-    if source == "minilm":
-        found = _minilm_vectors(vocab)
+    if source in ("minilm", "minilm-encoded"):
+        found = _minilm_vectors(vocab) if source == "minilm" else _minilm_encoded_vectors(vocab)
         dim = next(iter(found.values())).numel() if found else 384
     elif source == "word2vec":
         found = _word2vec_vectors(vocab, train_sentences, dim, seed)

@@ -39,7 +39,8 @@ class TextSSLDataModule(L.LightningDataModule):
         dataset: ``"r8"``, ``"r52"`` or ``"mr"``.
         graph: ``"sentence"`` (disjoint sentence graphs with adjacent-sentence candidates: TextSSL and the disjoint
             baseline) or ``"document"`` (WordCooc).
-        vectors: ``"minilm"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then ``glove_path``).
+        vectors: ``"minilm"``, ``"minilm-encoded"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then
+            ``glove_path``); see :func:`zoo.data.textssl.word_vectors`.
         window: co-occurrence window.
         max_words: truncation of each document (whole sentences).
         val_fraction: share of the training documents held out for validation.
