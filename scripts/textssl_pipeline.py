@@ -3,7 +3,7 @@
     python scripts/textssl_pipeline.py throughput            # graph construction docs/s and one training epoch
     python scripts/textssl_pipeline.py vectors [--datasets r8 mr] [--max-epochs E]
                                                              # minilm vs word2vec by validation accuracy
-    python scripts/textssl_pipeline.py table [--datasets r8 r52 mr] [--methods textssl disjoint wordcooc]
+    python scripts/textssl_pipeline.py table [--datasets r8 r52 mr 20ng] [--methods textssl disjoint wordcooc]
                                              [--seeds 5] [--max-epochs E]   # -> results/textssl/table.{json,md}
     python scripts/textssl_pipeline.py ship [--ids textssl-r8 textssl-mr]  # train, register sha256, zoo eval
     python scripts/textssl_pipeline.py golden | cards | md
@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from zoo.methods.textssl import OFFLINE_VECTORS, PAPER  # PAPER: UNCONFIRMED (textssl.md)
+from zoo.data.textssl import DATASETS
+from zoo.methods.textssl import DATASET_NAMES, OFFLINE_VECTORS, PAPER  # PAPER: UNCONFIRMED (textssl.md)
 from zoo.utils import machine
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "recipes" / "textssl"
 RESULTS = REPO / "results" / "textssl"
-DATASETS = ("r8", "r52", "mr")
 METHODS = {  # name: (model.net overrides, data overrides)
     "textssl": ({}, {}),
     "disjoint": ({"structure": "none"}, {}),
@@ -115,7 +115,7 @@ def write_md() -> None:
         "`python scripts/textssl_pipeline.py table`. Paper: TextSSL's row of the paper's table (UNCONFIRMED, "
         f"recalled; ../shared/papers/textssl.md). Epochs trained per data set: {dict(epochs)}.",
         "",
-        "| method | " + " | ".join(d.upper() for d in datasets) + " |",
+        "| method | " + " | ".join(DATASET_NAMES[d] for d in datasets) + " |",
         "|---|" + "---|" * len(datasets),
     ]
     for method in METHODS:
@@ -132,7 +132,7 @@ def write_md() -> None:
     where = {d: sorted({r["machine"] for r in rows if r["dataset"] == d}) for d in datasets}
     lines += [
         "",
-        "Machines per data set: " + "; ".join(f"{d.upper()}: {' + '.join(m)}" for d, m in where.items()) + ".",
+        "Machines per data set: " + "; ".join(f"{DATASET_NAMES[d]}: {' + '.join(m)}" for d, m in where.items()) + ".",
     ]
     (RESULTS / "table.md").write_text("\n".join(lines) + "\n")
 
@@ -147,7 +147,9 @@ def edge_gain(rows: list[dict], datasets: list[str]) -> str:
             continue
         gaps = [acc[(d, "textssl", s)] - acc[(d, "disjoint", s)] for s in seeds]
         wins = sum(g > 0 for g in gaps)
-        parts.append(f"{d.upper()} {sum(gaps) / len(gaps):+.2f} points (TextSSL ahead on {wins} of {len(gaps)} seeds)")
+        parts.append(
+            f"{DATASET_NAMES[d]} {sum(gaps) / len(gaps):+.2f} points (TextSSL ahead on {wins} of {len(gaps)} seeds)"
+        )
     return "; ".join(parts) or "no paired seeds yet"
 
 

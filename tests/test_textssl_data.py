@@ -131,6 +131,32 @@ def test_r52_has_textgcn_sizes():
     assert len(r52["train"].features["label"].names) == 52
 
 
+def test_20ng_posts_follow_textgcn_meta_and_lose_their_headers():
+    from zoo.data.textssl import _20ng_body, _20ng_posts
+
+    posts, splits, labels = _20ng_posts()
+    assert (splits.count("train"), splits.count("test")) == (11314, 7532)
+    assert len(set(labels)) == 20 and labels[0] == "alt.atheism"
+    post = "From: a@b.c\nSubject: Re: RE: Bible quiz\nLines: 3\n\nFirst line.\n\n> quoted\n"
+    assert _20ng_body(post) == "Bible quiz.\n\nFirst line.\n\n> quoted\n"
+    assert _20ng_body("From: a@b.c\n\nBody only.") == "Body only."
+    assert not any(s.startswith("from:") for s in split_sentences(_20ng_body(posts[0])))
+
+
+def test_20ng_vocabulary_is_close_to_textgcns():
+    vocab = textgcn_vocabulary("20ng")
+    # TextGCN's 20ng.clean.txt has 42,757 words; our clean_str differs on a few header tokens
+    assert abs(len(vocab) - 42757) / 42757 < 0.02
+    assert not vocab & STOP_WORDS and "god" in vocab
+
+
+@pytest.mark.slow
+def test_20ng_corpus_has_textgcn_sizes():
+    ng = load_corpus("20ng")
+    assert (len(ng["train"]) + len(ng["val"]), len(ng["test"])) == (11314, 7532)
+    assert len(ng["train"].features["label"].names) == 20
+
+
 def test_mr_sizes_labels_and_seeded_validation_split(mr, tmp_path, monkeypatch):
     assert (len(mr["train"]) + len(mr["val"]), len(mr["test"])) == (7108, 3554)
     assert mr["test"].features["label"].names == ["negative", "positive"] and sum(mr["test"]["label"]) == 1777

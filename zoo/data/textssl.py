@@ -1,4 +1,4 @@
-"""Documents as cleaned sentences for TextSSL (Piao et al., AAAI 2022, arXiv 2112.06386): R8, R52 and MR.
+"""Documents as cleaned sentences for TextSSL (Piao et al., AAAI 2022, arXiv 2112.06386): R8, R52, MR and 20NG.
 
 TextSSL builds one graph per document from its sentences, so the documents are needed *with* sentence boundaries.
 This module gives, for each data set, the TextGCN train/test split (plus a seeded validation split of the training
@@ -13,6 +13,10 @@ set) with every document as a list of cleaned sentences, and word vectors for a 
   (BRIEF) document is its title; a document without a parsed body (UNPROC, mostly tables) is its raw text with the SGML
   tags and the "Blah blah blah." placeholder removed.
 * MR: :func:`zoo.data.textgcn.load_mr` (TextGCN's ``mr/text_{train,test}``; one snippet per document).
+* 20NG: the raw posts of ``textgcn/20ng/20news-bydate.tar.gz`` (latin-1) in the order, split and labels of
+  ``textgcn/meta/20ng.txt.gz`` (11,314 train / 7,532 test, 20 newsgroups). A document is the post without its e-mail
+  header block, with the Subject (leading "Re:" removed) as its first sentence; quotes and signatures stay. The
+  vocabulary is counted over the whole posts, headers included, since that is TextGCN's corpus.
 * The word filter: the *TextGCN cleaned vocabulary*, rebuilt as TextGCN's ``remove_words.py`` builds it, from the
   TextGCN corpus of the data set (R8 / R52: ``textgcn/<ds>/{train,test}.txt.gz``, the all-terms text; MR:
   ``load_mr``): :func:`clean_str` every document, count word frequencies over the **whole corpus** (train and test,
@@ -70,7 +74,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("r8", "r52", "mr")
+DATASETS = ("r8", "r52", "mr", "20ng")
 VECTOR_SOURCES = ("minilm", "minilm-encoded", "word2vec", "random", "glove")
 FORMAT_VERSION = 1  # bump when the preprocessing changes, to invalidate the caches
 MIN_FREQUENCY = 5  # TextGCN's rare-word threshold
@@ -269,8 +273,13 @@ def _data_root(root: str | Path | None):
             os.environ["ZOO_DATA"] = old
 
 
+_20NG_FILES = ["20ng/20news-bydate.tar.gz", "meta/20ng.txt.gz"]
+
+
 def _source_files(name: str) -> dict[str, list[str]]:
     """The files ``load_corpus(name)`` reads, per data-set folder."""
+    if name == "20ng":
+        return {"textgcn": list(_20NG_FILES)}
     if name == "mr":
         return {"textgcn": [f"mr/{kind}_{split}.txt.gz" for kind in ("text", "label") for split in ("train", "test")]}
     upper = name.upper()
@@ -289,8 +298,43 @@ def _reuters_text(doc: dict) -> str:
     return f"{title}\n\n{_SIGNOFF.sub('', doc['body'])}" if title else _SIGNOFF.sub("", doc["body"])
 
 
+def _20ng_posts() -> tuple[list[str], list[str], list[str]]:
+    """20NG's raw posts (headers included, read as latin-1), TextGCN splits and labels, in ``meta/20ng.txt`` order."""
+    import tarfile
+
+    tar_path, meta_path = verify_files("textgcn", _20NG_FILES)
+    with gzip.open(meta_path, "rt", encoding="utf-8") as f:
+        meta = [line.rstrip("\n").split("\t") for line in f if line.strip()]
+    posts: dict[str, str] = {}
+    with tarfile.open(tar_path, "r:gz") as tar:
+        for member in tar:
+            if member.isfile():
+                posts[member.name] = tar.extractfile(member).read().decode("latin-1")
+    texts, splits, labels = [], [], []
+    for name, split, label in meta:
+        key = name.removeprefix("data/")
+        if key not in posts:
+            raise ValueError(f"meta/20ng.txt names {name}, which 20news-bydate.tar.gz does not hold")
+        texts.append(posts[key])
+        splits.append("train" if "train" in split else "test")
+        labels.append(label)
+    return texts, splits, labels
+
+
+def _20ng_body(post: str) -> str:
+    """A 20NG post without its e-mail header block (everything before the first blank line), the Subject line
+    kept as the first sentence (a title, as for R8 / R52); quoted replies and signatures stay, as in TextGCN."""
+    head, _, body = post.partition("\n\n")
+    subject = next((line[8:].strip() for line in head.splitlines() if line.lower().startswith("subject:")), "")
+    subject = re.sub(r"^(re:\s*)+", "", subject, flags=re.IGNORECASE)
+    return f"{subject}.\n\n{body}" if subject else body
+
+
 def _textgcn_texts(name: str) -> tuple[list[str], list[str], list[str], list[int]]:
     """Raw texts, TextGCN splits, label names and TextGCN meta rows of data set ``name``, in meta order."""
+    if name == "20ng":
+        posts, splits, labels = _20ng_posts()
+        return [_20ng_body(p) for p in posts], splits, labels, list(range(len(posts)))
     if name == "mr":
         from zoo.data.textgcn import MR_LABELS, load_mr
 
@@ -325,7 +369,10 @@ def textgcn_vocabulary(name: str, root: str | Path | None = None) -> frozenset[s
 
             return frozenset(w for split in ("train", "test") for t in load_mr(split)[0] for w in clean_str(t).split())
         freq: Counter = Counter()
-        for path in verify_files("textgcn", _source_files(name)["textgcn"]):
+        if name == "20ng":  # TextGCN's corpus is the whole posts, headers included
+            for post in _20ng_posts()[0]:
+                freq.update(clean_str(post).split())
+        for path in verify_files("textgcn", _source_files(name)["textgcn"]) if name != "20ng" else []:
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 for line in f:
                     freq.update(clean_str(line.split("\t", 1)[-1]).split())
@@ -350,7 +397,7 @@ def load_corpus(
     split_seed: int = 0,
     max_words: int = 350,
 ):
-    """Data set ``name`` (``"r8"``, ``"r52"`` or ``"mr"``) as cleaned sentences, split train / val / test.
+    """Data set ``name`` (``"r8"``, ``"r52"``, ``"mr"`` or ``"20ng"``) as cleaned sentences, split train / val / test.
 
     Args:
         name: one of :data:`DATASETS`.

@@ -36,7 +36,7 @@ class TextSSLDataModule(L.LightningDataModule):
     """Per-document graphs for TextSSL and its baselines.
 
     Args:
-        dataset: ``"r8"``, ``"r52"`` or ``"mr"``.
+        dataset: ``"r8"``, ``"r52"``, ``"mr"`` or ``"20ng"``.
         graph: ``"sentence"`` (disjoint sentence graphs with adjacent-sentence candidates: TextSSL and the disjoint
             baseline) or ``"document"`` (WordCooc).
         vectors: ``"minilm"``, ``"minilm-encoded"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then
