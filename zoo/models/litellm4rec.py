@@ -164,13 +164,13 @@ _TAGS = ["recommendation", "sequential-recommendation", "movielens"]
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/smollm2.yaml",
-    sha256="c0b45d48b6748916c55705d0f1b37b62e572bccd4862cc9efcf45f61311b2464",
+    sha256="63bc68055b96f889df059fcebd8f752f7a7831833735dfdd91bda86ddd917a63",
     summary="Lite-LLM4Rec on MovieLens-1M: SmolLM2-135M item LLM (frozen) and recommendation LLM (first 4 layers, "
     "LoRA), linear projection head over the 3,416 items.",
     tags=_TAGS,
 )
 def litellm4rec_smollm2_ml1m(**overrides) -> LiteLLM4RecConfig:
-    return LiteLLM4RecConfig(**({"arch": "lite", "pos_init_std": 1.0} | overrides))
+    return LiteLLM4RecConfig(**({"arch": "lite"} | overrides))
 
 
 @register_model(
