@@ -120,11 +120,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="names from MODELS")
     parser.add_argument("--md-only", action="store_true", help="rewrite the markdown from bench.json and `zoo eval`s")
     args = parser.parse_args()
+    suffix = "" if args.users is None else f"-{args.users}"
     if args.md_only:  # e.g. after a checkpoint was reshipped with the same architecture (same timings)
-        out = json.loads((RESULTS / "bench.json").read_text())
-        (RESULTS / "bench.md").write_text(bench_markdown(out))
-        (RESULTS / "table.md").write_text(table_markdown(out))
-        print(table_markdown(out))
+        write_md(json.loads((RESULTS / f"bench{suffix}.json").read_text()), suffix)
         return
     sys.path.insert(0, str(REPO / "scripts"))
     from zoo.utils import machine
@@ -142,17 +140,20 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         rows.append(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.users is None else f"-{args.users}"
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in rows:
         r["measured"] = stamp
     rows = merge_rows(RESULTS / f"bench{suffix}.json", rows, args.threads)
     out = {"machine": machine(), "threads": args.threads, "rows": rows}
     (RESULTS / f"bench{suffix}.json").write_text(json.dumps(out, indent=1) + "\n")
-    (RESULTS / f"bench{suffix}.md").write_text(bench_markdown(out))
-    (RESULTS / f"table{suffix}.md").write_text(table_markdown(out))
-    print(bench_markdown(out))
-    print(table_markdown(out))
+    write_md(out, suffix)
+
+
+def write_md(out: dict, suffix: str = "") -> None:
+    """Write and print ``bench<suffix>.md`` and ``table<suffix>.md`` from a bench record (and shipped `zoo eval`s)."""
+    for stem, text in (("bench", bench_markdown(out)), ("table", table_markdown(out))):
+        (RESULTS / f"{stem}{suffix}.md").write_text(text)
+        print(text)
 
 
 def merge_rows(path: Path, rows: list[dict], threads: int) -> list[dict]:

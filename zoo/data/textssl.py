@@ -368,14 +368,14 @@ def textgcn_vocabulary(name: str, root: str | Path | None = None) -> frozenset[s
             from zoo.data.textgcn import load_mr
 
             return frozenset(w for split in ("train", "test") for t in load_mr(split)[0] for w in clean_str(t).split())
-        freq: Counter = Counter()
         if name == "20ng":  # TextGCN's corpus is the whole posts, headers included
-            for post in _20ng_posts()[0]:
-                freq.update(clean_str(post).split())
-        for path in verify_files("textgcn", _source_files(name)["textgcn"]) if name != "20ng" else []:
-            with gzip.open(path, "rt", encoding="utf-8") as f:
-                for line in f:
-                    freq.update(clean_str(line.split("\t", 1)[-1]).split())
+            corpus = _20ng_posts()[0]
+        else:  # R8 / R52: "label \t text" lines
+            corpus = []
+            for path in verify_files("textgcn", _source_files(name)["textgcn"]):
+                with gzip.open(path, "rt", encoding="utf-8") as f:
+                    corpus += [line.split("\t", 1)[-1] for line in f]
+        freq = Counter(w for text in corpus for w in clean_str(text).split())
     return frozenset(w for w, n in freq.items() if n >= MIN_FREQUENCY and w not in STOP_WORDS)
 
 
