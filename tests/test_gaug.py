@@ -268,6 +268,29 @@ def test_gaug_m_keeps_its_edit_for_evaluation():
     assert torch.equal(edited, module.net.augment(x, ei))
 
 
+def test_vgae_seed_fixes_the_edited_graph_across_classifier_seeds(tmp_path):
+    # a model of seed 3 with vgae_seed 1 trains the very VGAE a model of seed 1 trains (same edit), while its
+    # classifier starts from seed 3's weights
+    graph = torch.load(_user_graph(tmp_path / "graph.pt"))
+    data = Data(**graph)
+    data.x = data.x / data.x.sum(1, keepdim=True)
+    net = dict(method="m", in_channels=6, num_classes=3, hidden=4, ep_hidden=4, ep_emb=2, rm_pct=10, add_pct=20)
+
+    def trained(**kw):
+        module = GAugModule(net=dict(net), vgae_epochs=5, **kw)
+        torch.manual_seed(kw["seed"])  # as on_fit_start seeds the run
+        module._train_vgae(data)
+        return module
+
+    ref, fixed, other = trained(seed=1), trained(seed=3, vgae_seed=1), trained(seed=3)
+    ep = ref.net.edge_predictor.state_dict()
+    assert all(torch.equal(ep[k], v) for k, v in fixed.net.edge_predictor.state_dict().items())
+    assert not all(torch.equal(ep[k], v) for k, v in other.net.edge_predictor.state_dict().items())
+    assert torch.equal(ref.net.augment(data.x, data.edge_index), fixed.net.augment(data.x, data.edge_index))
+    clf = other.net.classifier.state_dict()
+    assert all(torch.equal(clf[k], v) for k, v in fixed.net.classifier.state_dict().items())
+
+
 def test_import_zoo_and_listing_work_without_torch_geometric():
     code = (
         "import sys; sys.modules['torch_geometric'] = None\n"
