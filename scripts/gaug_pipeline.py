@@ -368,19 +368,9 @@ def stage_tune(seeds: int, gnns, datasets) -> None:
                 print(row, flush=True)
 
 
-def tuned_edits(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """``(gnn, dataset) -> (vgae_seed, rm_pct, add_pct)`` of the tuning run with the best validation micro-F1: the
-    VGAE draw and the edit chosen together, as the official ``i``, ``rm_pct`` and ``add_pct`` are (they were chosen
-    on test micro-F1). Ties go to the smaller edit, then the lower seed."""
-    best: dict[tuple[str, str], tuple] = {}
-    for r in rows:
-        key, score = (r["gnn"], r["dataset"]), (r["val_micro_f1"], -(r["rm_pct"] + r["add_pct"]), -r["seed"])
-        if key not in best or score > best[key][0]:
-            best[key] = (score, (r["seed"], r["rm_pct"], r["add_pct"]))
-    return {k: v[1] for k, v in best.items()}
-
-
 def _val_m() -> dict[tuple[str, str], tuple[int, int, int]]:
+    from zoo.methods.gaug import tuned_edits
+
     path = RESULTS / "tune.json"
     return tuned_edits(json.loads(path.read_text())["rows"]) if path.exists() else {}
 

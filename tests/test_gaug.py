@@ -291,6 +291,19 @@ def test_vgae_seed_fixes_the_edited_graph_across_classifier_seeds(tmp_path):
     assert all(torch.equal(clf[k], v) for k, v in fixed.net.classifier.state_dict().items())
 
 
+def test_tuned_edits_picks_the_best_validation_run_and_breaks_ties_towards_small_edits():
+    from zoo.methods.gaug import tuned_edits
+
+    def row(gnn, seed, rm, add, val):
+        return {"gnn": gnn, "dataset": "cora", "seed": seed, "rm_pct": rm, "add_pct": add, "val_micro_f1": val}
+
+    rows = [
+        row("gcn", 0, 0, 0, 0.80), row("gcn", 1, 2, 5, 0.81), row("gcn", 0, 2, 2, 0.81), row("gcn", 2, 2, 2, 0.81),
+        row("gat", 0, 0, 57, 0.79), row("gat", 1, 10, 0, 0.78),
+    ]  # fmt: skip
+    assert tuned_edits(rows) == {("gcn", "cora"): (0, 2, 2), ("gat", "cora"): (0, 0, 57)}
+
+
 def test_import_zoo_and_listing_work_without_torch_geometric():
     code = (
         "import sys; sys.modules['torch_geometric'] = None\n"
