@@ -7,6 +7,10 @@ Stages:
                                                # one run per seed and recipe -> results/gaug/table.json (resumable)
     python scripts/gaug_pipeline.py ship      # shipped checkpoints through `zoo fit`, then `zoo eval`, golden outputs
     python scripts/gaug_pipeline.py edits     # GAug-M's VGAE edit measured: intra-class share of added/removed edges
+    python scripts/gaug_pipeline.py tune --seeds 3 --gnn gcn --dataset cora
+                                               # GAug-M's VGAE draw and edit chosen on validation -> results/gaug/
+                                               # tune.json; then `recipes` writes m-val_<gnn>_<dataset>.yaml and
+                                               # `table --method m-val` runs them
     python scripts/gaug_pipeline.py cards     # results/gaug/table.md and the cards (`zoo card ID`)
 
 The table runs every recipe unchanged except ``seed`` (model and ``seed_everything``). Requires ``ZOO_DATA``.
