@@ -348,6 +348,7 @@ OFFICIAL = {
 }
 METHOD_NAMES = {"original": "original graph", "m": "GAug-M", "m-val": "GAug-M, tuned on val.", "o": "GAug-O"}
 GNN_NAMES = {"gcn": "GCN", "gsage": "GraphSAGE", "gat": "GAT", "jknet": "JK-Net"}
+DATASET_NAMES = {"cora": "Cora", "citeseer": "CiteSeer"}
 
 
 def table_summary(rows: list[dict]) -> dict[tuple[str, str, str], tuple[float, float, int]]:
@@ -414,7 +415,8 @@ def val_tuning_note(results_dir) -> str:
         if ours and base:
             draws = len({r["seed"] for r in rows if (r["gnn"], r["dataset"]) == (gnn, ds)})
             parts.append(
-                f"{GNN_NAMES[gnn]} on {ds}: VGAE draw {seed} of {draws}, rm {rm}%, add {add}% gives "
+                f"{GNN_NAMES[gnn]} on {DATASET_NAMES[ds]}: the VGAE of seed {seed} (of {draws} draws), rm {rm}%, "
+                f"add {add}% gives "
                 f"{ours[0]:.2f} ± {ours[1]:.2f} (n={ours[2]}) against {base[0]:.2f} on the original graph"
             )
     if not parts:
@@ -443,7 +445,7 @@ def edit_diagnosis(results_dir) -> str:
         return text + " The edit has not been measured yet (`python scripts/gaug_pipeline.py edits`)."
     rows = json.loads(path.read_text())["rows"]
     parts = []
-    for ds, name in (("cora", "Cora"), ("citeseer", "CiteSeer")):
+    for ds, name in DATASET_NAMES.items():
         sel = [r for r in rows if r["dataset"] == ds]
         if not sel:
             continue
@@ -481,7 +483,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     table_path = results_dir / "table.json"
     rows = json.loads(table_path.read_text())["rows"] if table_path.exists() else []
     summary = table_summary(rows)
-    ds_name = {"cora": "Cora", "citeseer": "CiteSeer"}[entry.dataset]
+    ds_name = DATASET_NAMES[entry.dataset]
     results = [
         {
             "metric": "micro_f1",
