@@ -67,8 +67,9 @@ GNN_TEXT = {
 }
 
 
-def recipe_text(method: str, gnn: str, dataset: str) -> str:
-    """A commented LightningCLI recipe with the official tuned hyperparameters."""
+def recipe_text(method: str, gnn: str, dataset: str, tuned: tuple[int, int, int] | None = None) -> str:
+    """A commented LightningCLI recipe with the official tuned hyperparameters, or for ``method="m-val"`` with
+    ``tuned`` = (vgae_seed, rm_pct, add_pct) chosen on validation (``tuned_edits``)."""
     lr = 0.005 if gnn == "gat" else 0.01
     net_method = "m" if method == "m-val" else method
     name = {"original": "the original graph (baseline)", "m": "GAug-M", "o": "GAug-O"}[net_method]
@@ -118,8 +119,7 @@ def recipe_text(method: str, gnn: str, dataset: str) -> str:
             "    vgae_lr: 0.01               # VGAE learning rate",
         ]
     if method == "m-val":
-        vgae_seed = VAL_M[(gnn, dataset)][0]
-        lines += [f"    vgae_seed: {vgae_seed}                # this seed's VGAE for every classifier seed (one graph)"]
+        lines += [f"    vgae_seed: {tuned[0]}                # this seed's VGAE for every classifier seed (one graph)"]
     lines += [
         "    net:                        # GAugConfig: the architecture (in_channels/num_classes from the data)",
         f"      method: {net_method}{' ' * (18 - len(net_method))}# original | m (GAug-M) | o (GAug-O)",
@@ -140,7 +140,7 @@ def recipe_text(method: str, gnn: str, dataset: str) -> str:
             "      ep_emb: 32                # GAE embedding size",
         ]
     elif method in ("m", "m-val"):
-        rm, add = TUNED_M[(gnn, dataset)] if method == "m" else VAL_M[(gnn, dataset)][1:]
+        rm, add = TUNED_M[(gnn, dataset)] if method == "m" else tuned[1:]
         lines += [
             "      ep_hidden: 32             # VGAE first layer (vgae/)",
             "      ep_emb: 16                # VGAE embedding size",
@@ -164,8 +164,12 @@ def stage_recipes() -> None:
         for gnn in GNNS:
             for ds in DATASETS:
                 (RECIPES / f"{method}_{gnn}_{ds}.yaml").write_text(recipe_text(method, gnn, ds))
-    for gnn, ds in VAL_M:
-        (RECIPES / f"m-val_{gnn}_{ds}.yaml").write_text(recipe_text("m-val", gnn, ds))
+    path = RESULTS / "tune.json"
+    if path.exists():
+        from zoo.methods.gaug import tuned_edits
+
+        for (gnn, ds), tuned in tuned_edits(json.loads(path.read_text())["rows"]).items():
+            (RECIPES / f"m-val_{gnn}_{ds}.yaml").write_text(recipe_text("m-val", gnn, ds, tuned))
 
 
 def run_recipe(path: Path, seed: int, accelerator: str | None = None, graph=None) -> dict:
@@ -370,16 +374,6 @@ def stage_tune(seeds: int, gnns, datasets) -> None:
                 row |= run_recipe(RECIPES / f"original_{gnn}_{ds}.yaml", seed, graph=edited)
                 _merge(path, row)
                 print(row, flush=True)
-
-
-def _val_m() -> dict[tuple[str, str], tuple[int, int, int]]:
-    from zoo.methods.gaug import tuned_edits
-
-    path = RESULTS / "tune.json"
-    return tuned_edits(json.loads(path.read_text())["rows"]) if path.exists() else {}
-
-
-VAL_M = _val_m()
 
 
 def machines_line(rows: list[dict]) -> str:

@@ -199,7 +199,7 @@ class GAugModule(ZooModule):
         """GAug-M's VGAE: edge loss minus the KL term, keeping the state with the best edge ROC-AUC."""
         from torchmetrics.functional.classification import binary_auroc
 
-        seed = self.hparams.seed if self.hparams.get("vgae_seed") is None else self.hparams.vgae_seed
+        seed = self.hparams.seed if self.hparams.vgae_seed is None else self.hparams.vgae_seed
         if seed != self.hparams.seed:  # start from the VGAE a model of that seed builds, and draw from that seed
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -399,16 +399,16 @@ def tuned_edits(rows: list[dict]) -> dict[tuple[str, str], tuple[int, int, int]]
     return {k: v[1] for k, v in best.items()}
 
 
-def val_tuning_note(results_dir) -> str:
+def val_tuning_note(results_dir, summary: dict) -> str:
     """GAug-M with its VGAE draw and edit chosen on validation (``results/gaug/tune.json``) against the original
-    graph, per GNN and data set whose 'm-val' rows are in the table; empty when none are."""
+    graph, per GNN and data set whose 'm-val' rows are in ``summary`` (``table_summary`` of the table); empty when
+    none are."""
     import json
 
-    tune, table = results_dir / "tune.json", results_dir / "table.json"
-    if not tune.exists() or not table.exists():
+    tune = results_dir / "tune.json"
+    if not tune.exists():
         return ""
     rows = json.loads(tune.read_text())["rows"]
-    summary = table_summary(json.loads(table.read_text())["rows"])
     parts = []
     for (gnn, ds), (seed, rm, add) in sorted(tuned_edits(rows).items()):
         ours, base = summary.get(("m-val", gnn, ds)), summary.get(("original", gnn, ds))
@@ -429,8 +429,9 @@ def val_tuning_note(results_dir) -> str:
     )
 
 
-def edit_diagnosis(results_dir) -> str:
-    """Why our GAug-M trails the official numbers, from ``results/gaug/edits.json`` (``gaug_pipeline.py edits``)."""
+def edit_diagnosis(results_dir, summary: dict) -> str:
+    """Why our GAug-M trails the official numbers, from ``results/gaug/edits.json`` (``gaug_pipeline.py edits``) and
+    ``summary`` (``table_summary`` of the table)."""
     import json
 
     text = (
@@ -464,7 +465,7 @@ def edit_diagnosis(results_dir) -> str:
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "
         "adding them dilutes the neighbourhoods and the classifier loses accuracy instead of gaining it. The official "
         f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on a selected draw we cannot reproduce without their "
-        "pickles." + val_tuning_note(results_dir)
+        "pickles." + val_tuning_note(results_dir, summary)
     )
 
 
@@ -545,7 +546,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         f"{ds_name} features ({config.in_channels} words). Other graphs need training (the recipes infer sizes).\n"
         "- GAug-O samples from the max-normalised Z Zᵀ, not σ(Z Zᵀ), as the official code does (σ(ZZᵀ) ≥ ½ would give "
         "a dense graph); the edge loss reads the same matrix as logits.\n"
-        + edit_diagnosis(results_dir)
+        + edit_diagnosis(results_dir, summary)
         + " Self-loops are always added by the GCN (Ã = A + I), also after an edit.\n"
         "- GAug-O's edge net and the N×N probability matrix are dense: O(N²) memory, fine for Cora/CiteSeer, not for "
         "graphs much larger than ~20k nodes."
