@@ -102,3 +102,57 @@ def test_sampler_is_a_function_of_seed_and_epoch_and_skips_on_resume():
 
 def test_all_per_class_values_are_known():
     assert PER_CLASS == (5, 6, 7, 8, 9, 10, 20, 30, 40, 50)
+
+
+def _publish_copy(args):
+    tmp, target = args
+    from zoo.data import publish_dir
+
+    publish_dir(tmp, target, complete="done.json")
+
+
+def test_save_cache_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    from zoo.data import save_cache
+
+    path = tmp_path / "sub" / "graphs.pt"
+    save_cache({"a": torch.arange(3)}, path)
+    save_cache({"a": torch.arange(5)}, path)  # overwrites
+    assert torch.equal(torch.load(path)["a"], torch.arange(5))
+    assert [p.name for p in path.parent.iterdir()] == ["graphs.pt"]
+    with pytest.raises(Exception):
+        save_cache(lambda: 0, path)  # cannot be pickled: the old file stays whole, no temporary is left
+    assert torch.equal(torch.load(path)["a"], torch.arange(5))
+    assert [p.name for p in path.parent.iterdir()] == ["graphs.pt"]
+
+
+def test_publish_dir_keeps_a_complete_cache_and_replaces_a_broken_one(tmp_path):
+    import multiprocessing as mp
+
+    from zoo.data import publish_dir
+
+    def folder(name, text, complete=True):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "data.txt").write_text(text)
+        if complete:
+            (d / "done.json").write_text("{}")
+        return d
+
+    target = tmp_path / "cache"
+    publish_dir(folder("tmp-1", "first"), target, complete="done.json")
+    assert (target / "data.txt").read_text() == "first" and not (tmp_path / "tmp-1").exists()
+    # a second builder finishing later: the published cache (maybe being read) stays, the new copy is dropped
+    publish_dir(folder("tmp-2", "second"), target, complete="done.json")
+    assert (target / "data.txt").read_text() == "first" and not (tmp_path / "tmp-2").exists()
+    # a leftover without its completion marker is replaced
+    (target / "done.json").unlink()
+    publish_dir(folder("tmp-3", "third"), target, complete="done.json")
+    assert (target / "data.txt").read_text() == "third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+    # four processes racing to publish the same cache: all return, one complete copy remains
+    racers = [(str(folder(f"race-{i}", f"race {i}")), str(tmp_path / "raced")) for i in range(4)]
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_publish_copy, racers)
+    assert (tmp_path / "raced" / "done.json").is_file()
+    assert (tmp_path / "raced" / "data.txt").read_text() in {f"race {i}" for i in range(4)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "raced"]

@@ -14,7 +14,10 @@ import os
 from functools import cache
 from pathlib import Path
 
-__all__ = ["DataError", "data_root", "cache_root", "checksums", "sha256_file", "verify_files", "SOURCES"]
+__all__ = [
+    "DataError", "data_root", "cache_root", "save_cache", "publish_dir", "checksums", "sha256_file", "verify_files",
+    "SOURCES",
+]  # fmt: skip
 
 CHECKSUM_DIR = Path(__file__).parent / "checksums"
 
@@ -51,6 +54,44 @@ def data_root() -> Path:
 def cache_root() -> Path:
     """Where derived data is cached: ``$ZOO_CACHE`` if set, else ``~/.cache/zoo/derived``."""
     return Path(os.environ.get("ZOO_CACHE") or Path.home() / ".cache" / "zoo" / "derived").expanduser()
+
+
+def save_cache(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically: written to a file of this process's own, then renamed over ``path``.
+    Concurrent writers (two trainings building the same cache) never interleave, and a reader sees either no file
+    or a whole one."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def publish_dir(tmp: str | os.PathLike, target: str | os.PathLike, complete: str) -> None:
+    """Move the finished cache folder ``tmp`` to ``target`` in one rename. If another process has already published a
+    complete ``target`` (one holding the file ``complete``), it is kept, never removed under its readers, and ``tmp``
+    is discarded; an incomplete leftover ``target`` (from a crash) is moved aside and removed first."""
+    import shutil
+
+    tmp, target = Path(tmp), Path(target)
+    if target.exists() and not (target / complete).is_file():
+        aside = target.with_name(f"{target.name}.stale-{os.getpid()}")
+        try:
+            target.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        except OSError:  # another process moved it first
+            pass
+    try:
+        tmp.rename(target)
+    except OSError:  # another process published first (a non-empty target cannot be renamed onto)
+        if not (target / complete).is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @cache

@@ -39,7 +39,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from zoo.data import DataError, cache_root
+from zoo.data import DataError, cache_root, save_cache
 from zoo.gmn.nets import FAMILIES
 
 __all__ = [
@@ -394,13 +394,10 @@ class NetZooDataModule(L.LightningDataModule):
         if not graphs:
             raise DataError(f"the zoo under {self.root} has no rows; let `python scripts/gmn_zoo.py` run longer")
         if self.limit is None:
-            tmp = cache_path.with_suffix(f".tmp{os.getpid()}")
             try:
-                torch.save(_pack(graphs, source, specs), tmp)
-                os.replace(tmp, cache_path)
+                save_cache(_pack(graphs, source, specs), cache_path)
             except OSError as e:
                 warnings.warn(f"could not write the graph cache {cache_path} ({e}); continuing without", stacklevel=2)
-                tmp.unlink(missing_ok=True)
         self._set(graphs, specs)
 
     def setup(self, stage: str | None = None) -> None:

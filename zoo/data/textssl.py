@@ -56,7 +56,7 @@ from pathlib import Path
 
 import torch
 
-from zoo.data import cache_root, checksums, verify_files
+from zoo.data import cache_root, checksums, publish_dir, verify_files
 
 __all__ = [
     "DATASETS",
@@ -442,8 +442,7 @@ def load_corpus(
     shutil.rmtree(tmp, ignore_errors=True)
     corpus.save_to_disk(str(tmp))
     (tmp / "textssl_settings.json").write_text(json.dumps(settings, indent=1) + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
+    publish_dir(tmp, target, complete="dataset_dict.json")  # safe when parallel runs build the same cache
     return datasets.load_from_disk(str(target))
 
 

@@ -33,7 +33,7 @@ def item_vectors(config: LiteLLM4RecConfig, texts: list[str], progress: bool = T
     """Frozen item-LLM vectors ``[N, d]`` of ``texts``, cached under ``$ZOO_CACHE/litellm4rec`` by backbone, pooling,
     truncation and the texts themselves."""
     from zoo.backbones import load_backbone
-    from zoo.data import cache_root
+    from zoo.data import cache_root, save_cache
     from zoo.litellm4rec.nets import encode_texts
 
     key = json.dumps([config.item_backbone, config.item_pooling, config.item_max_tokens, texts])
@@ -44,10 +44,7 @@ def item_vectors(config: LiteLLM4RecConfig, texts: list[str], progress: bool = T
     model.eval()
     with torch.no_grad():
         vectors = encode_texts(model, tok, texts, config.item_pooling, config.item_max_tokens, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(vectors, tmp)
-    tmp.replace(path)
+    save_cache(vectors, path)
     return vectors
 
 

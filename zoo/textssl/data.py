@@ -20,7 +20,7 @@ import json
 import lightning as L
 import torch
 
-from zoo.data import cache_root
+from zoo.data import cache_root, save_cache
 from zoo.textssl.graph import GRAPHS, document_graph
 
 __all__ = ["TextSSLDataModule", "encode"]
@@ -118,10 +118,7 @@ class TextSSLDataModule(L.LightningDataModule):
                 ids = encode(doc, index) or [[0]]  # a document left without known words: one <unk> node
                 graphs.append(document_graph(ids, h.graph, h.window, label))
             self.graphs[name] = graphs
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.graphs, tmp)
-        tmp.replace(path)
+        save_cache(self.graphs, path)
 
     def _loader(self, name: str, shuffle: bool):
         from torch_geometric.loader import DataLoader
