@@ -120,7 +120,7 @@ def test_save_cache_is_atomic_and_leaves_no_temporary_file(tmp_path):
     save_cache({"a": torch.arange(5)}, path)  # overwrites
     assert torch.equal(torch.load(path)["a"], torch.arange(5))
     assert [p.name for p in path.parent.iterdir()] == ["graphs.pt"]
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((AttributeError, pickle.PicklingError)):
         save_cache(lambda: 0, path)  # cannot be pickled: the old file stays whole, no temporary is left
     assert torch.equal(torch.load(path)["a"], torch.arange(5))
     assert [p.name for p in path.parent.iterdir()] == ["graphs.pt"]
