@@ -343,16 +343,13 @@ def trained_vgae(ds: str, g, seed: int):
     return module
 
 
-# GAug-M edits searched on validation for our own VGAE: (rm_pct, add_pct), both in percent of |E|
-TUNE_GRID = [(rm, add) for rm in (0, 2, 5, 10, 20, 40) for add in (0, 2, 5, 10, 20, 57)]
-
-
 def stage_tune(seeds: int, gnns, datasets) -> None:
     """Search GAug-M's (rm_pct, add_pct) on validation micro-F1 for the VGAE trained here: for each tuning seed train
     the VGAE once (as ``fit`` does), edit the graph by every point of ``TUNE_GRID``, and train the recipe's classifier
     (seed = the tuning seed) on the edited graph with the original-graph recipe, which trains and evaluates on the
     graph it is given, as GAug-M's classifier does. Rows go to results/gaug/tune.json (resumable); ``tuned_edits``
     selects, and ``recipes`` writes the selection as ``m-val_<gnn>_<dataset>.yaml``."""
+    from zoo.methods.gaug import TUNE_GRID
     from zoo.models.gaug import edit_edges
 
     path = RESULTS / "tune.json"

@@ -301,7 +301,10 @@ def test_tuned_edits_picks_the_best_validation_run_and_breaks_ties_towards_small
         row("gcn", 0, 0, 0, 0.80), row("gcn", 1, 2, 5, 0.81), row("gcn", 0, 2, 2, 0.81), row("gcn", 2, 2, 2, 0.81),
         row("gat", 0, 0, 57, 0.79), row("gat", 1, 10, 0, 0.78),
     ]  # fmt: skip
-    assert tuned_edits(rows) == {("gcn", "cora"): (0, 2, 2), ("gat", "cora"): (0, 0, 57)}
+    assert tuned_edits(rows, grid=None) == {("gcn", "cora"): (0, 2, 2), ("gat", "cora"): (0, 0, 57)}
+    # with a grid, only draws that cover it choose: gcn's draw 0 does ((0, 0) and (2, 2)), the others do not
+    assert tuned_edits(rows, grid=[(0, 0), (2, 2)]) == {("gcn", "cora"): (0, 2, 2)}
+    assert tuned_edits(rows) == {}  # none covers the 36-point TUNE_GRID
 
 
 def test_import_zoo_and_listing_work_without_torch_geometric():
