@@ -558,7 +558,7 @@ def _piece_means(vocab: list[str], tokenizer, table: torch.Tensor, prefix: str =
     for row, pieces in enumerate(ids):
         pieces = [p for p in pieces if p != tokenizer.unk_token_id]
         if pieces and vocab[row] != UNK:
-            out[row] = table[pieces].mean(0).clone()
+            out[row] = table[pieces].mean(0)
     return out
 
 

@@ -391,18 +391,25 @@ def repro_table(rows: list[dict]) -> str:
 TUNE_GRID = tuple((rm, add) for rm in (0, 2, 5, 10, 20, 40) for add in (0, 2, 5, 10, 20, 57))
 
 
+def complete_draws(rows: list[dict], grid=TUNE_GRID) -> set[tuple[str, str, int]]:
+    """The ``(gnn, dataset, seed)`` tuning draws whose rows cover every ``(rm_pct, add_pct)`` of ``grid`` (every draw
+    for ``grid=None``)."""
+    covered: dict[tuple, set] = {}
+    for r in rows:
+        covered.setdefault((r["gnn"], r["dataset"], r["seed"]), set()).add((r["rm_pct"], r["add_pct"]))
+    return {draw for draw, points in covered.items() if set(grid or ()) <= points}
+
+
 def tuned_edits(rows: list[dict], grid=TUNE_GRID) -> dict[tuple[str, str], tuple[int, int, int]]:
     """``(gnn, dataset) -> (vgae_seed, rm_pct, add_pct)`` of the tuning run with the best validation micro-F1: the
     VGAE draw and the edit chosen together, as the official ``i``, ``rm_pct`` and ``add_pct`` are (they were chosen
     on test micro-F1). Ties go to the smaller edit, then the lower seed. Only draws whose rows cover every
     ``(rm_pct, add_pct)`` of ``grid`` take part (a search stopped halfway chooses nothing); ``grid=None`` takes every
     row."""
-    covered: dict[tuple, set] = {}
-    for r in rows:
-        covered.setdefault((r["gnn"], r["dataset"], r["seed"]), set()).add((r["rm_pct"], r["add_pct"]))
+    complete = complete_draws(rows, grid)
     best: dict[tuple[str, str], tuple] = {}
     for r in rows:
-        if grid is not None and not set(grid) <= covered[(r["gnn"], r["dataset"], r["seed"])]:
+        if (r["gnn"], r["dataset"], r["seed"]) not in complete:
             continue
         key, score = (r["gnn"], r["dataset"]), (r["val_micro_f1"], -(r["rm_pct"] + r["add_pct"]), -r["seed"])
         if key not in best or score > best[key][0]:
@@ -424,11 +431,7 @@ def val_tuning_note(results_dir, summary: dict) -> str:
     for (gnn, ds), (seed, rm, add) in sorted(tuned_edits(rows).items()):
         ours, base = summary.get(("m-val", gnn, ds)), summary.get(("original", gnn, ds))
         if ours and base:
-            grids: dict[int, set] = {}
-            for r in rows:
-                if (r["gnn"], r["dataset"]) == (gnn, ds):
-                    grids.setdefault(r["seed"], set()).add((r["rm_pct"], r["add_pct"]))
-            draws = sum(set(TUNE_GRID) <= g for g in grids.values())  # complete draws, those that chose
+            draws = sum(draw[:2] == (gnn, ds) for draw in complete_draws(rows))  # the draws that took part
             parts.append(
                 f"{GNN_NAMES[gnn]} on {DATASET_NAMES[ds]}: the VGAE of seed {seed} (of {draws} draws), rm {rm}%, "
                 f"add {add}% gives "
