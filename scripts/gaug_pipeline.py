@@ -343,7 +343,7 @@ def trained_vgae(ds: str, g, seed: int):
     return module
 
 
-def stage_tune(seeds: int, gnns, datasets) -> None:
+def stage_tune(seeds: int, gnns, datasets, from_seed: int = 0) -> None:
     """Search GAug-M's (rm_pct, add_pct) on validation micro-F1 for the VGAE trained here: for each tuning seed train
     the VGAE once (as ``fit`` does), edit the graph by every point of ``TUNE_GRID``, and train the recipe's classifier
     (seed = the tuning seed) on the edited graph with the original-graph recipe, which trains and evaluates on the
@@ -357,7 +357,7 @@ def stage_tune(seeds: int, gnns, datasets) -> None:
     have = {(r["gnn"], r["dataset"], r["seed"], r["rm_pct"], r["add_pct"]) for r in done["rows"]}
     for ds in datasets:
         g = gaug_graph(ds)
-        for seed in range(seeds):
+        for seed in range(from_seed, seeds):
             todo = [(gnn, rm, add) for rm, add in TUNE_GRID for gnn in gnns if (gnn, ds, seed, rm, add) not in have]
             if not todo:
                 continue
@@ -424,7 +424,7 @@ def main() -> None:
     elif args.stage == "edits":
         stage_edits(min(args.seeds, 5), args.dataset)
     elif args.stage == "tune":
-        stage_tune(args.seeds, args.gnn, args.dataset)
+        stage_tune(args.seeds, args.gnn, args.dataset, args.from_seed)
     elif args.stage == "cards":
         stage_cards(args.ids)
 

@@ -194,6 +194,26 @@ def test_alpha_zero_reproduces_the_original_graph_and_classifier():
         torch.testing.assert_close(clf.forward_dense(x, sampled), clf(x, ei))
 
 
+@pytest.mark.parametrize("gnn", ["gsage", "jknet"])
+def test_sage_layers_project_first_and_equal_pyg_sageconv(gnn):
+    # the classifier averages (H W) instead of SAGEConv's W·mean(H): the same value, checked against PyG's own forward
+    from torch_geometric.utils import add_remaining_self_loops
+
+    n = 14
+    _, ei = _random_graph(n, 0.3, seed=3)
+    x = torch.rand(n, 9)
+    clf = GNNClassifier(GAugConfig(gnn=gnn, in_channels=9, num_classes=3, hidden=8, layers=3)).eval()
+    loops, _ = add_remaining_self_loops(ei, num_nodes=n)
+    h, outs = x, []
+    for i, conv in enumerate(clf.convs):
+        h = conv(h, loops)
+        if gnn == "jknet" or i < len(clf.convs) - 1:
+            h = F.relu(h)
+        outs.append(h)
+    reference = clf.out(torch.cat(outs, -1)) if gnn == "jknet" else h
+    torch.testing.assert_close(clf(x, ei), reference)
+
+
 def test_edge_loss_matches_hand_computation_on_a_path():
     ei = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # path 0-1-2
     logits = torch.tensor([[0.5, 2.0, -1.0], [2.0, 1.0, 0.3], [-1.0, 0.3, 0.0]])

@@ -174,7 +174,10 @@ class GNNClassifier(nn.Module):
 
     * ``gcn``: ``GCNConv`` layers, Â (H W) + b.
     * ``gsage``: ``SAGEConv`` with mean aggregation over the neighbours *and the node itself* (the "gcn"
-      aggregator: Linear(row-normalised Ã H)), no root weight, no bias.
+      aggregator: Linear(row-normalised Ã H)), no root weight, no bias. Both the mean and the bias-free Linear
+      are linear maps, so the layer computes the same value as row-normalised Ã (H W): it projects first and
+      averages the narrow projection (3-4× faster on CiteSeer's 3,703 features, for the sparse and the dense
+      graph alike).
     * ``gat``: ``GATConv``, ``heads`` × ``hidden/heads`` units with ELU, one output head; feature and attention
       dropout ``gat_dropout``.
     * ``jknet``: ``layers`` GraphSAGE-gcn layers, their outputs concatenated (PyG ``JumpingKnowledge("cat")``),
@@ -237,6 +240,12 @@ class GNNClassifier(nn.Module):
 
         if self.gnn in ("gsage", "jknet"):
             edge_index, _ = add_remaining_self_loops(edge_index, num_nodes=x.shape[0])
+
+            def sage(conv, h: Tensor) -> Tensor:  # mean over in-neighbours of (H W): SAGEConv's value, projected first
+                hw = conv.lin_l(h)
+                return conv.propagate(edge_index, x=(hw, hw), size=None)
+
+            return self._run(x, sage)
         return self._run(x, lambda conv, h: conv(h, edge_index))
 
     def forward_dense(self, x: Tensor, adj: Tensor) -> Tensor:
@@ -249,7 +258,7 @@ class GNNClassifier(nn.Module):
             a = dense_gcn_normalize(adj)
             return self._run(x, lambda conv, h: a @ conv.lin(h) + conv.bias)
         a = adj / adj.sum(1, keepdim=True).clamp_min(1e-12)
-        return self._run(x, lambda conv, h: conv.lin_l(a @ h))
+        return self._run(x, lambda conv, h: a @ conv.lin_l(h))
 
     def _run(self, x: Tensor, layer) -> Tensor:
         h, outs = x, []
