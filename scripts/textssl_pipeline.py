@@ -5,6 +5,8 @@
                                                              # minilm vs word2vec by validation accuracy
     python scripts/textssl_pipeline.py table [--datasets r8 r52 mr 20ng] [--methods textssl disjoint wordcooc]
                                              [--seeds 5] [--max-epochs E]   # -> results/textssl/table.{json,md}
+    python scripts/textssl_pipeline.py grid [--datasets mr] [--seeds 2]
+                                             # the official lr x hidden x batch grid, chosen on validation
     python scripts/textssl_pipeline.py ship [--ids textssl-r8 textssl-mr]  # train, register sha256, zoo eval
     python scripts/textssl_pipeline.py golden | cards | md
 
@@ -44,8 +46,11 @@ def load_recipe(dataset: str) -> dict:
     return yaml.safe_load((RECIPES / f"{dataset}.yaml").read_text())
 
 
-def run(dataset: str, method: str, seed: int, max_epochs: int | None = None, **data_over) -> dict:
-    """Train one (dataset, method, seed) in this process; test accuracy at the best validation epoch."""
+def run(
+    dataset: str, method: str, seed: int, max_epochs: int | None = None, model_over: dict | None = None, **data_over
+) -> dict:
+    """Train one (dataset, method, seed) in this process; test accuracy at the best validation epoch.
+    ``model_over`` changes module arguments (``lr``) and ``net`` entries (``hidden``), ``data_over`` data ones."""
     import lightning as L
 
     from zoo.methods.textssl import TextSSLModule
@@ -54,7 +59,9 @@ def run(dataset: str, method: str, seed: int, max_epochs: int | None = None, **d
     cfg = load_recipe(dataset)
     net_over, dm_over = METHODS[method]
     model_args = dict(cfg["model"]["init_args"])
-    model_args["net"] = dict(model_args.get("net") or {}) | net_over
+    model_over = dict(model_over or {})
+    model_args["net"] = dict(model_args.get("net") or {}) | net_over | model_over.pop("net", {})
+    model_args |= model_over
     L.seed_everything(seed, verbose=False)
     module = TextSSLModule(**(model_args | {"seed": seed}))
     dm = TextSSLDataModule(**(dict(cfg["data"]["init_args"]) | dm_over | data_over))
@@ -153,6 +160,17 @@ def edge_gain(rows: list[dict], datasets: list[str]) -> str:
     return "; ".join(parts) or "no paired seeds yet"
 
 
+def put_row(path: Path, key: str, row: dict) -> dict:
+    """Store ``row`` under ``key`` in the JSON object at ``path``, re-read first (another process may have written);
+    returns the whole object."""
+    print(key, row, flush=True)
+    out = json.loads(path.read_text()) if path.exists() else {}
+    out[key] = row
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    return out
+
+
 def stage_vectors(args) -> None:
     """TextSSL with each offline word-vector source, one seed; choose by validation accuracy."""
     path = RESULTS / "vectors.json"
@@ -163,11 +181,26 @@ def stage_vectors(args) -> None:
             if key in out:
                 continue
             row = run(dataset, "textssl", 0, args.max_epochs, vectors=source) | {"machine": machine()}
-            print(key, row, flush=True)
-            out = json.loads(path.read_text()) if path.exists() else {}  # merge: another process may have written
-            out[key] = row
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+            out = put_row(path, key, row)
+
+
+def stage_grid(args) -> None:
+    """TextSSL over the official lr x hidden x batch grid (seeds 0..n-1 per point, the recipe's epochs and vectors);
+    rows to results/textssl/grid.json; prints the point with the best mean validation accuracy."""
+    from zoo.methods.textssl import grid_choice, grid_key, grid_points
+
+    path = RESULTS / "grid.json"
+    for dataset in args.datasets:
+        for seed in range(args.from_seed, args.seeds):
+            for point in grid_points(dataset):
+                key = grid_key(dataset, point, seed)
+                if key in (json.loads(path.read_text()) if path.exists() else {}):
+                    continue
+                over = {"lr": point["lr"], "net": {"hidden": point["hidden"]}}
+                row = run(dataset, "textssl", seed, args.max_epochs, over, batch_size=point["batch_size"])
+                put_row(path, key, row | {"machine": machine()})
+        rows = json.loads(path.read_text()) if path.exists() else {}
+        print(dataset, "choice on validation:", grid_choice(rows, dataset))
 
 
 def stage_throughput(args) -> None:
@@ -242,7 +275,7 @@ def stage_cards(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=["throughput", "vectors", "table", "ship", "golden", "cards", "md"])
+    parser.add_argument("stage", choices=["throughput", "vectors", "grid", "table", "ship", "golden", "cards", "md"])
     parser.add_argument("--datasets", nargs="+", default=None, choices=DATASETS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--seeds", type=int, default=5)
@@ -254,11 +287,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    defaults = {"throughput": ["r8", "mr"], "vectors": ["r8", "mr"]}
+    defaults = {"throughput": ["r8", "mr"], "vectors": ["r8", "mr"], "grid": ["mr"]}
     args.datasets = args.datasets or defaults.get(args.stage, list(DATASETS))
     {
         "throughput": stage_throughput,
         "vectors": stage_vectors,
+        "grid": stage_grid,
         "table": stage_table,
         "ship": stage_ship,
         "golden": stage_golden,

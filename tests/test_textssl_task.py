@@ -116,3 +116,20 @@ def test_errors():
         TextSSLDataModule(graph="corpus")
     with pytest.raises(RuntimeError, match="no vocabulary"):
         TextSSLModule().predict_text("oil")
+
+
+def test_grid_choice_takes_the_best_mean_validation_over_complete_seeds():
+    from zoo.methods.textssl import grid_choice, grid_key, grid_points
+
+    points = grid_points("mr")
+    assert len(points) == 8 and {p["hidden"] for p in points} == {96, 128}
+    rows = {grid_key("mr", p, s): {"val_accuracy": 0.70} for p in points for s in (0, 1)}
+    assert grid_choice({}, "mr") is None
+    assert grid_choice(rows, "mr") == (points[0], 0.70, 2)  # all tied: the first point
+    rows[grid_key("mr", points[3], 0)] = {"val_accuracy": 0.80}  # best on seed 0 alone ...
+    rows[grid_key("mr", points[3], 1)] = {"val_accuracy": 0.61}
+    rows[grid_key("mr", points[5], 0)] = {"val_accuracy": 0.74}  # ... but this one is best in the mean
+    rows[grid_key("mr", points[5], 1)] = {"val_accuracy": 0.72}
+    rows[grid_key("mr", points[1], 2)] = {"val_accuracy": 0.99}  # seed 2 is incomplete: ignored
+    point, mean, n = grid_choice(rows, "mr")
+    assert point == points[5] and mean == pytest.approx(0.73) and n == 2

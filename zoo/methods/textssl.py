@@ -189,6 +189,38 @@ PAPER = {
     "20ng": (85.26, 0.28),
 }  # UNCONFIRMED (textssl.md)
 DATASET_NAMES = {"r8": "R8", "r52": "R52", "mr": "MR", "20ng": "20NG"}
+# The official per-data-set search space (ssl_graphmodels/config/parameters.py, textssl.md); dropout 0.5 throughout.
+OFFICIAL_GRID = {
+    "r8": {"lr": (1e-3, 5e-4), "hidden": (96, 128), "batch_size": (64, 128)},
+    "mr": {"lr": (1e-3, 5e-4), "hidden": (96, 128), "batch_size": (64, 128)},
+    "r52": {"lr": (1e-3, 5e-4), "hidden": (256, 512), "batch_size": (128, 256)},
+    "20ng": {"lr": (5e-4, 1e-4), "hidden": (256, 512), "batch_size": (128, 256)},
+}
+
+
+def grid_points(dataset: str) -> list[dict]:
+    """Every point of the official grid of ``dataset`` as {"lr", "hidden", "batch_size"}."""
+    import itertools
+
+    space = OFFICIAL_GRID[dataset]
+    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
+
+
+def grid_key(dataset: str, point: dict, seed: int) -> str:
+    """The results/textssl/grid.json key of one run: ``"mr/lr=0.001,hidden=96,batch=128/seed=0"``."""
+    return f"{dataset}/lr={point['lr']:g},hidden={point['hidden']},batch={point['batch_size']}/seed={seed}"
+
+
+def grid_choice(rows: dict, dataset: str) -> tuple[dict, float, int] | None:
+    """The grid point with the best mean validation accuracy over the seeds every point has (ties: the earlier
+    point of ``grid_points``), with that mean and the number of seeds; None until every point has a seed."""
+    points = grid_points(dataset)
+    seeds = [s for s in range(100) if all(grid_key(dataset, p, s) in rows for p in points)]
+    if not seeds:
+        return None
+    means = [sum(rows[grid_key(dataset, p, s)]["val_accuracy"] for s in seeds) / len(seeds) for p in points]
+    best = max(range(len(points)), key=lambda i: (means[i], -i))
+    return points[best], means[best], len(seeds)
 
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
