@@ -22,6 +22,7 @@ BLOCKS = {
     "pruning-abft": "results/pruning/abft.md",
     "gmn-table": "results/gmn/table.md",
     "gmn-curve": "results/gmn/curve.md",
+    "gaug-bench": "results/gaug/bench.md",
     "textssl-table": "results/textssl/table.md",
     "litellm4rec-table": "results/litellm4rec/table.md",
     "litellm4rec-bench": "results/litellm4rec/bench.md",
