@@ -211,16 +211,45 @@ def grid_key(dataset: str, point: dict, seed: int) -> str:
     return f"{dataset}/lr={point['lr']:g},hidden={point['hidden']},batch={point['batch_size']}/seed={seed}"
 
 
+def complete_seeds(rows: dict, dataset: str) -> list[int]:
+    """The seeds for which ``rows`` hold every point of the official grid of ``dataset``."""
+    seeds = {int(k.rsplit("seed=", 1)[1]) for k in rows if k.startswith(f"{dataset}/")}
+    return sorted(s for s in seeds if all(grid_key(dataset, p, s) in rows for p in grid_points(dataset)))
+
+
 def grid_choice(rows: dict, dataset: str) -> tuple[dict, float, int] | None:
     """The grid point with the best mean validation accuracy over the seeds every point has (ties: the earlier
     point of ``grid_points``), with that mean and the number of seeds; None until every point has a seed."""
     points = grid_points(dataset)
-    seeds = [s for s in range(100) if all(grid_key(dataset, p, s) in rows for p in points)]
+    seeds = complete_seeds(rows, dataset)
     if not seeds:
         return None
     means = [sum(rows[grid_key(dataset, p, s)]["val_accuracy"] for s in seeds) / len(seeds) for p in points]
     best = max(range(len(points)), key=lambda i: (means[i], -i))
     return points[best], means[best], len(seeds)
+
+
+def grid_summary(rows: dict, dataset: str) -> str:
+    """One markdown sentence on the official-grid search of ``dataset`` (results/textssl/grid.json rows): every
+    point's mean validation and test accuracy over the complete seeds, and the point validation chose."""
+    choice = grid_choice(rows, dataset)
+    if choice is None:
+        return ""
+    best, _, n = choice
+    seeds = complete_seeds(rows, dataset)
+    parts = []
+    for p in grid_points(dataset):
+        runs = [rows[grid_key(dataset, p, s)] for s in seeds]
+        val = 100 * sum(r["val_accuracy"] for r in runs) / n
+        test = 100 * sum(r["accuracy"] for r in runs) / n
+        mark = "**" if p == best else ""
+        point = f"lr {p['lr']:g}, hidden {p['hidden']}, batch {p['batch_size']}"
+        parts.append(f"{mark}{point}: {val:.2f} / {test:.2f}{mark}")
+    return (
+        f"Official grid on {DATASET_NAMES[dataset]} (`python scripts/textssl_pipeline.py grid --datasets {dataset} "
+        f"--seeds {seeds[-1] + 1}`; TextSSL, mean validation / test accuracy (%) over seeds "
+        f"{', '.join(map(str, seeds))}; the validation choice in bold): " + "; ".join(parts) + "."
+    )
 
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
@@ -273,6 +302,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "compared by TextSSL's validation accuracy (seed 0): "
         + ("; ".join(vec_lines) if vec_lines else "not measured")
         + f". The checkpoint uses `{net['vectors']}`."
+        + (f"\n- Hyperparameters: {grid}" if (grid := grid_summary(read("grid.json"), ds)) else "")
     )
     cmd = reproduce(entry, results_dir)
     speed = ""
