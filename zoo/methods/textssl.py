@@ -229,27 +229,50 @@ def grid_choice(rows: dict, dataset: str) -> tuple[dict, float, int] | None:
     return points[best], means[best], len(seeds)
 
 
-def grid_summary(rows: dict, dataset: str) -> str:
+def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
     """One markdown sentence on the official-grid search of ``dataset`` (results/textssl/grid.json rows): every
-    point's mean validation and test accuracy over the complete seeds, and the point validation chose."""
+    point's mean validation and test accuracy over the complete seeds, the point validation chose, and the point
+    of the recipe (``recipe``: ``{"lr", "hidden", "batch_size"}``) when given."""
     choice = grid_choice(rows, dataset)
     if choice is None:
         return ""
     best, _, n = choice
     seeds = complete_seeds(rows, dataset)
-    parts = []
+    parts, vals, tests = [], [], []
     for p in grid_points(dataset):
         runs = [rows[grid_key(dataset, p, s)] for s in seeds]
         val = 100 * sum(r["val_accuracy"] for r in runs) / n
         test = 100 * sum(r["accuracy"] for r in runs) / n
+        vals.append(val)
+        tests.append(test)
         mark = "**" if p == best else ""
         point = f"lr {p['lr']:g}, hidden {p['hidden']}, batch {p['batch_size']}"
-        parts.append(f"{mark}{point}: {val:.2f} / {test:.2f}{mark}")
+        tag = " (the recipe)" if recipe is not None and p == recipe else ""
+        parts.append(f"{mark}{point}{tag}: {val:.2f} / {test:.2f}{mark}")
     return (
         f"Official grid on {DATASET_NAMES[dataset]} (`python scripts/textssl_pipeline.py grid --datasets {dataset} "
         f"--seeds {seeds[-1] + 1}`; TextSSL, mean validation / test accuracy (%) over seeds "
-        f"{', '.join(map(str, seeds))}; the validation choice in bold): " + "; ".join(parts) + "."
+        f"{', '.join(map(str, seeds))}; the validation choice in bold): "
+        + "; ".join(parts)
+        + "."
+        + (
+            f" The recipe's point was set before this search and is kept: the grid's mean validation accuracies "
+            f"span {min(vals):.2f}–{max(vals):.2f} and its test accuracies {min(tests):.2f}–{max(tests):.2f}."
+            if recipe is not None and recipe != best
+            else ""
+        )
     )
+
+
+def recipe_point(entry) -> dict:
+    """The official-grid coordinates (``lr``, ``hidden``, ``batch_size``) of a registry entry's recipe."""
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
+    args = cfg["model"]["init_args"]
+    return {"lr": args["lr"], "hidden": args["net"]["hidden"], "batch_size": cfg["data"]["init_args"]["batch_size"]}
 
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
@@ -302,7 +325,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "compared by TextSSL's validation accuracy (seed 0): "
         + ("; ".join(vec_lines) if vec_lines else "not measured")
         + f". The checkpoint uses `{net['vectors']}`."
-        + (f"\n- Hyperparameters: {grid}" if (grid := grid_summary(read("grid.json"), ds)) else "")
+        + (f"\n- Hyperparameters: {grid}" if (grid := grid_summary(read("grid.json"), ds, recipe_point(entry))) else "")
     )
     cmd = reproduce(entry, results_dir)
     speed = ""
