@@ -362,10 +362,10 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "99.48% (AACL) less inference time); its absolute tables and baselines are not available here, so the "
         "comparison is with our own baselines under one protocol.\n"
         + (
-            f"- CPU budget: {layers} of `{c['rec_backbone']}` as the recommendation LLM, LoRA instead of full "
+            f"- Training budget: {layers} of `{c['rec_backbone']}` as the recommendation LLM, LoRA instead of full "
             f"fine-tuning, a frozen item LLM, {recipe['trainer']['max_epochs']} epochs.\n"
             if lite
-            else f"- CPU budget: {recipe['trainer']['max_epochs']} epochs (the original trains 200).\n"
+            else f"- Training budget: {recipe['trainer']['max_epochs']} epochs (the original trains 200).\n"
         )
         + "- Ids in `recommend` are MovieLens movie ids; movies with fewer than 5 ratings are not in the catalogue."
     )

@@ -164,7 +164,7 @@ _TAGS = ["recommendation", "sequential-recommendation", "movielens"]
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/smollm2.yaml",
-    sha256="63bc68055b96f889df059fcebd8f752f7a7831833735dfdd91bda86ddd917a63",
+    sha256="50201483c5a778f46b2197520359b185629fe51ecd1d5cf2a175ee38930dba2c",
     summary="Lite-LLM4Rec on MovieLens-1M: SmolLM2-135M item LLM (frozen) and recommendation LLM (first 4 layers, "
     "LoRA), linear projection head over the 3,416 items.",
     tags=_TAGS,
