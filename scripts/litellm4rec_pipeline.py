@@ -5,9 +5,9 @@ Stages:
 * ``ship --ids ID [ID ...]``: train each registered checkpoint from its recipe into ``cards/<id>`` (skipped when the
   weights exist), record its sha256 in the registry and the training time in ``results/litellm4rec/ship.json``, then
   ``zoo eval`` it into ``results/litellm4rec/<id>.json``.
-* ``fit --recipe R --out DIR [--max-epochs E] [--max-minutes M]``: train a recipe that is not shipped (the generative
-  baseline, the MiniLM variant) into ``DIR`` (a Hub-layout folder) and record its training time and epochs in
-  ``DIR/train.json``.
+* ``fit --recipe R --out DIR [--max-epochs E] [--max-minutes M] [--set KEY=VALUE ...]``: train a recipe that is not
+  shipped (the generative baseline, the MiniLM variant) or a variant of one (``--set model.init_args.lr=0.0005``)
+  into ``DIR`` (a Hub-layout folder) and record its training time, epochs and overrides in ``DIR/train.json``.
 * ``golden``: write ``tests/golden/<id>.json``: each shipped checkpoint's recommendations (MovieLens ids and scores
   only: no MovieLens text is committed) for fixed histories, which ``tests/test_litellm4rec_checkpoints.py`` checks.
 * ``cards``: regenerate the cards of the shipped checkpoints.
@@ -30,16 +30,26 @@ GOLDEN_HISTORIES = [[1, 2, 3], [260, 1196, 1210, 2571], [1721, 2028, 1704, 356, 
 SHIPPED = ("litellm4rec-smollm2-ml1m", "litellm4rec-minilm-ml1m", "litellm4rec-sasrec-ml1m")
 
 
-def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | None, resume: bool = False) -> dict:
-    """Train ``recipe`` in this process, save the selected weights to ``out`` and return the run's record. With
-    ``resume``, start from the weights already in ``out`` (a new optimizer) and add this run to its record."""
+def fit(
+    recipe: str,
+    out: Path,
+    max_epochs: int | None,
+    max_minutes: float | None,
+    resume: bool = False,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> dict:
+    """Train ``recipe`` (with ``overrides``, ``"a.b=value"`` each) in this process, save the selected weights to ``out``
+    and return the run's record. With ``resume``, start from the weights already in ``out`` (a new optimizer) and add
+    this run to its record."""
     import lightning as L
     import yaml
 
     from zoo.registry import import_object
-    from zoo.utils import PrintProgress, machine
+    from zoo.utils import PrintProgress, machine, set_dotted
 
     cfg = yaml.safe_load((REPO / recipe).read_text())
+    for assignment in overrides:
+        set_dotted(cfg, assignment)
     L.seed_everything(cfg.get("seed_everything", 0))
     trainer_args = dict(cfg["trainer"]) | {"enable_progress_bar": False}
     if max_epochs:
@@ -58,6 +68,7 @@ def fit(recipe: str, out: Path, max_epochs: int | None, max_minutes: float | Non
     module.save_pretrained(out)
     record = {
         "recipe": recipe,
+        "overrides": list(overrides),
         "seconds": round(seconds + previous.get("seconds", 0), 1),
         "epochs": trainer.current_epoch + previous.get("epochs", 0),
         "runs": previous.get("runs", 1) + 1 if resume else 1,
@@ -79,13 +90,14 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int)
     parser.add_argument("--max-minutes", type=float)
     parser.add_argument("--resume", action="store_true", help="fit: continue from the weights in --out")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="fit: recipe overrides (YAML values)")
     args = parser.parse_args()
     if args.stage == "ship":
         from shipping import ship_and_eval
 
         ship_and_eval(args.ids, RESULTS, "--trainer.callbacks+=zoo.utils.PrintProgress")
     elif args.stage == "fit":
-        print(fit(args.recipe, args.out, args.max_epochs, args.max_minutes, args.resume))
+        print(fit(args.recipe, args.out, args.max_epochs, args.max_minutes, args.resume, args.set))
     elif args.stage == "golden":
         import zoo
 

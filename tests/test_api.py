@@ -40,3 +40,17 @@ def test_create_model_from_family_with_overrides():
 def test_create_model_unknown_name():
     with pytest.raises(KeyError, match="unknown model id"):
         zoo.create_model("resnet-9000")
+
+
+def test_set_dotted_overrides_a_recipe_value_and_explains_bad_paths():
+    from zoo.utils import set_dotted
+
+    cfg = {"model": {"init_args": {"lr": 0.001, "net": {"rec_layers": 4}}}, "trainer": {"max_epochs": 6}}
+    set_dotted(cfg, "model.init_args.lr=0.0005")
+    set_dotted(cfg, "model.init_args.net.rec_layers=null")
+    set_dotted(cfg, "trainer.max_epochs=37")
+    assert cfg == {"model": {"init_args": {"lr": 0.0005, "net": {"rec_layers": None}}}, "trainer": {"max_epochs": 37}}
+    with pytest.raises(ValueError, match="expected KEY.PATH=VALUE"):
+        set_dotted(cfg, "model.init_args.lr")
+    with pytest.raises(ValueError, match=r"'model.init_arg' is not a section.*\['init_args'\]"):
+        set_dotted(cfg, "model.init_arg.lr=1")

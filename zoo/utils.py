@@ -6,7 +6,7 @@ import os
 import platform
 from pathlib import Path
 
-__all__ = ["cpu_name", "machine"]
+__all__ = ["cpu_name", "machine", "set_dotted"]
 
 
 def cpu_name() -> str:
@@ -26,6 +26,31 @@ def machine() -> str:
 
     gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} thread(s){gpu}"
+
+
+def set_dotted(config: dict, assignment: str) -> dict:
+    """Set one value of a nested recipe dict in place from ``"a.b.c=value"`` (the value parsed as YAML, so ``0.0005``
+    is a float and ``null`` is None) and return ``config``.
+
+    Raises:
+        ValueError: no ``=``, or a path through a key that is missing or not a mapping (the message names it).
+    """
+    import yaml
+
+    path, sep, raw = assignment.partition("=")
+    if not sep or not path:
+        raise ValueError(f"expected KEY.PATH=VALUE (e.g. model.init_args.lr=0.0005), got {assignment!r}")
+    *parents, leaf = path.split(".")
+    node = config
+    for i, key in enumerate(parents):
+        if not isinstance(node.get(key), dict):
+            raise ValueError(
+                f"{assignment!r}: {'.'.join(parents[: i + 1])!r} is not a section of the recipe; sections there: "
+                f"{sorted(k for k, v in node.items() if isinstance(v, dict))}"
+            )
+        node = node[key]
+    node[leaf] = yaml.safe_load(raw)
+    return config
 
 
 def _progress_callback():
