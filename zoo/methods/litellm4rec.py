@@ -367,6 +367,12 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             if lite
             else f"- Training budget: {recipe['trainer']['max_epochs']} epochs (the original trains 200).\n"
         )
+        + (
+            f"- The ID-based SASRec of the same harness: test Recall@10 {sasrec['recall@10']:.4f}; this checkpoint "
+            f"reaches {100 * measured['recall@10'] / sasrec['recall@10']:.0f}% of it.\n"
+            if lite and measured and (sasrec := read("litellm4rec-sasrec-ml1m.json"))
+            else ""
+        )
         + "- Ids in `recommend` are MovieLens movie ids; movies with fewer than 5 ratings are not in the catalogue."
     )
     start = (
