@@ -247,7 +247,7 @@ def textssl_r8(**overrides) -> TextSSLConfig:
     data={"dataset": "mr"},
     metric="accuracy",
     recipe="recipes/textssl/mr.yaml",
-    sha256="c1d5a887b641f69f8606d988e129b858b18e463ec6d4c80a7503e696cd64d509",
+    sha256="d23da3af948bb9256ae50b5c3b42a7e9bc3ba71fc1da803708d1ab6aa7c66074",
     summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM word vectors.",
     tags=_TAGS,
 )
