@@ -330,3 +330,58 @@ def test_cli_predict_history(trained, capsys):
     assert main(["predict", "--model", str(out), "--history", "1,x"]) == 2
     assert "comma-separated integer ids" in capsys.readouterr().err
     assert main(["predict", "--model", str(out), "--history", "1,2", "--k", "0"]) == 2
+
+
+def _full_module():
+    from zoo.methods.litellm4rec import LiteLLM4RecModule
+
+    module = LiteLLM4RecModule(net=lite(rec_layers=1).to_dict(), seed=3)
+    with torch.no_grad():  # "training": move every parameter
+        for p in module.net.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    return module
+
+
+def test_fully_tuned_layers_are_stored_as_int8_differences_to_the_base(tmp_path):
+    from safetensors.torch import load_file
+
+    import zoo
+    from zoo.methods.litellm4rec import _full_backbone_matrices
+
+    module = _full_module()
+    module.save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    matrices = _full_backbone_matrices(module.saved_state())
+    assert matrices and all(m.startswith("rec.") for m in matrices)
+    for k in matrices:
+        assert k not in stored and stored[k + ".int8_delta"].dtype == torch.int8
+        assert stored[k + ".int8_scale"].shape == stored[k + ".int8_delta"].shape[:1]
+    loaded = zoo.from_pretrained(tmp_path)
+    base, want, got = module._fresh_net().state_dict(), module.net.state_dict(), loaded.net.state_dict()
+    assert want.keys() == got.keys()
+    for k in want:
+        if k in matrices:  # at most half a quantisation step from the trained weight, far closer than the base
+            step = (want[k] - base[k]).abs().amax(dim=1, keepdim=True) / 127
+            assert ((got[k] - want[k]).abs() <= step / 2 + 1e-7).all()
+            assert (got[k] - want[k]).norm() < 0.01 * (want[k] - base[k]).norm()
+        else:
+            assert torch.equal(got[k], want[k]), k
+
+
+def test_an_incomplete_int8_difference_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    import zoo
+    from zoo.data import sha256_file
+    from zoo.hub import CheckpointError
+
+    _full_module().save_pretrained(tmp_path)
+    stored = load_file(tmp_path / "model.safetensors")
+    key = next(k for k in stored if k.endswith(".int8_scale"))
+    del stored[key]
+    save_file(stored, tmp_path / "model.safetensors")
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["weights_sha256"] = sha256_file(tmp_path / "model.safetensors")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="int8 delta of 'rec.*does not fit"):
+        zoo.from_pretrained(tmp_path)

@@ -143,7 +143,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         from safetensors.torch import save_file
 
         save_directory = Path(save_directory)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.saved_state().items()}
+        state = self.pack_state({k: v.detach().contiguous().cpu() for k, v in self.saved_state().items()})
         save_file(state, save_directory / WEIGHTS, metadata={"format": "pt", "family": self.family})
         config = self.hub_config() | {"weights_sha256": sha256_file(save_directory / WEIGHTS)}
         (save_directory / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
@@ -203,6 +203,7 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         if config.get("sparsity"):
             _tvw_skeleton(module, config["sparsity"], config_path)
         own = module.saved_state()
+        state = module.unpack_state(state, weights)
         check_state(own, state, weights, name=type(module.net).__name__)
         # strict above; the network's other keys (a frozen pretrained backbone) keep their loaded values
         module.net.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=False)
@@ -214,6 +215,16 @@ class ZooModule(L.LightningModule, ModelHubMixin, library_name="zoo", tags=["zoo
         """What ``save_pretrained`` writes and loading expects: all of ``self.net``'s state unless a family saves
         less (e.g. only adapters and heads over a frozen pretrained backbone named by ``base_model``)."""
         return self.net.state_dict()
+
+    def pack_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The tensors written to the weights file for ``state`` (``saved_state()``): ``state`` itself unless a
+        family stores a compact form (``unpack_state`` is then its inverse)."""
+        return state
+
+    def unpack_state(self, stored: dict[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
+        """The ``saved_state()`` tensors of the weights file ``source`` (read into ``stored``), on a freshly built
+        module; raises ``CheckpointError`` when the file's compact form is incomplete."""
+        return stored
 
     def init_weights_from(self, source: str) -> None:
         """Fine-tuning start: copy the weights of checkpoint ``source`` (id, directory or Hub repo) into

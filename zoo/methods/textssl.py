@@ -256,7 +256,7 @@ def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
         + "; ".join(parts)
         + "."
         + (
-            f" The recipe's point was set before this search and is kept: the grid's mean validation accuracies "
+            f" The recipe's point is not the validation choice: the grid's mean validation accuracies "
             f"span {min(vals):.2f}–{max(vals):.2f} and its test accuracies {min(tests):.2f}–{max(tests):.2f}."
             if recipe is not None and recipe != best
             else ""

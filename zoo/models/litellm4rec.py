@@ -36,7 +36,8 @@ class LiteLLM4RecConfig:
         item_tuning: ``"frozen"`` (vectors computed once and cached), ``"lora"`` or ``"full"`` (trained end to end).
         rec_backbone: the recommendation LLM (fed ``inputs_embeds``).
         rec_layers: keep only its first layers (None: all).
-        rec_tuning: ``"lora"``, ``"full"`` or ``"frozen"``.
+        rec_tuning: ``"lora"``, ``"full"`` or ``"frozen"`` (a checkpoint stores fully fine-tuned backbone matrices
+            as int8 differences to the base weights: ``LiteLLM4RecModule.pack_state``).
         lora_r, lora_alpha, lora_dropout: LoRA adapters (peft) on every linear layer of the tuned blocks.
         head: ``"linear"`` (W h + b over all items) or ``"tied"`` (scores = projected item vectors · h).
         head_bias: bias of the linear head.
@@ -164,13 +165,13 @@ _TAGS = ["recommendation", "sequential-recommendation", "movielens"]
     data={"dataset": "ml-1m"},
     metric="recall@10",
     recipe="recipes/litellm4rec/smollm2.yaml",
-    sha256="50201483c5a778f46b2197520359b185629fe51ecd1d5cf2a175ee38930dba2c",
+    sha256="3440d5502272679e15309d4b7161bd1265d12c1c6cae3fd7291741d9b3268373",
     summary="Lite-LLM4Rec on MovieLens-1M: SmolLM2-135M item LLM (frozen) and recommendation LLM (first 4 layers, "
-    "LoRA), linear projection head over the 3,416 items.",
+    "fully fine-tuned), linear projection head over the 3,416 items.",
     tags=_TAGS,
 )
 def litellm4rec_smollm2_ml1m(**overrides) -> LiteLLM4RecConfig:
-    return LiteLLM4RecConfig(**({"arch": "lite"} | overrides))
+    return LiteLLM4RecConfig(**({"arch": "lite", "rec_tuning": "full", "dropout": 0.2} | overrides))
 
 
 @register_model(
