@@ -12,6 +12,10 @@ Usage::
 
     python scripts/bench_litellm4rec.py --threads 2              # writes results/litellm4rec/{bench,table}.{json,md}
     python scripts/bench_litellm4rec.py --users 500 --threads 2  # a quicker subset
+    python scripts/bench_litellm4rec.py --device cuda             # on a GPU: results/litellm4rec/bench-cuda.*
+
+On a GPU (``--device cuda``) the model, the batches and the training steps run there, timings are taken after
+``torch.cuda.synchronize()``, and peak memory is the GPU's allocated memory above what the loaded model holds.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _measure(name: str, source: str, recipe: str, users: int | None, train_batches: int, threads: int, queue) -> None:
+def _measure(
+    name: str, source: str, recipe: str, users: int | None, train_batches: int, threads: int, device: str, queue
+) -> None:
     import lightning as L
     import torch
     import yaml
@@ -55,7 +61,16 @@ def _measure(name: str, source: str, recipe: str, users: int | None, train_batch
     path = REPO / source
     module = zoo.from_pretrained(str(path) if path.is_dir() else source)
     module.attach_catalogue()
-    module.eval()
+    module.eval().to(device)
+    cuda = device.startswith("cuda")
+
+    def moved(batch: dict) -> dict:
+        return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
     if hasattr(module.net, "cache_all_items"):
         module.net.cache_all_items()
     cfg = yaml.safe_load((REPO / recipe).read_text())
@@ -72,17 +87,26 @@ def _measure(name: str, source: str, recipe: str, users: int | None, train_batch
             time.sleep(0.005)
 
     base = _rss()
+    if cuda:
+        sync()
+        torch.cuda.reset_peak_memory_stats(device)
+        gpu_base = torch.cuda.memory_allocated(device)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     ranks = []
     t = time.perf_counter()
     with torch.inference_mode():
         for batch in loader:
+            batch = moved(batch)
             items, _ = module.net.topk(batch, 20)
-            ranks.append(list_ranks(items, batch["target"], 10**9))
+            ranks.append(list_ranks(items, batch["target"], 10**9).cpu())
+    sync()
     seconds = time.perf_counter() - t
     stop.set()
     sampler.join()
+    peak_mb = (max(peak) - base) / 2**20
+    if cuda:
+        peak_mb = (torch.cuda.max_memory_allocated(device) - gpu_base) / 2**20
     ranks = torch.cat(ranks)
     metrics = {k: round(float(v.mean()), 4) for k, v in rank_metrics(ranks, KS).items()}
     # training: timed batches of the recipe, scaled to an epoch
@@ -97,15 +121,18 @@ def _measure(name: str, source: str, recipe: str, users: int | None, train_batch
     for i, batch in enumerate(train_loader):
         if i > train_batches:
             break
+        batch = moved(batch)
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad()
         module.net.loss(batch).backward()
         opt.step()
+        sync()
         times.append(time.perf_counter() - t0)
     per_batch = sum(times[1:]) / max(len(times) - 1, 1)
     queue.put({
         "model": name, "source": source, "users": len(ranks), "inference_seconds": round(seconds, 2),
-        "ms_per_user": round(1000 * seconds / len(ranks), 3), "peak_inference_mb": round((max(peak) - base) / 2**20, 1),
+        "ms_per_user": round(1000 * seconds / len(ranks), 3), "peak_inference_mb": round(peak_mb, 1),
         "resident_mb": round(max(peak) / 2**20, 1), "train_seconds_per_batch": round(per_batch, 3),
         "train_batches_per_epoch": len(train_loader), "train_epoch_seconds": round(per_batch * len(train_loader), 1),
         "trainable_parameters": sum(p.numel() for p in params), "metrics": metrics,
@@ -118,9 +145,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-batches", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="names from MODELS")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU run (its own result files)")
     parser.add_argument("--md-only", action="store_true", help="rewrite the markdown from bench.json and `zoo eval`s")
     args = parser.parse_args()
-    suffix = "" if args.users is None else f"-{args.users}"
+    suffix = ("" if args.users is None else f"-{args.users}") + ("" if args.device == "cpu" else "-cuda")
     if args.md_only:  # e.g. after a checkpoint was reshipped with the same architecture (same timings)
         write_md(json.loads((RESULTS / f"bench{suffix}.json").read_text()), suffix)
         return
@@ -133,7 +161,7 @@ def main() -> None:
         source, recipe = MODELS[name]
         queue = ctx.Queue()
         proc = ctx.Process(target=_measure, args=(name, source, recipe, args.users, args.train_batches, args.threads,
-                                                  queue))  # fmt: skip
+                                                  args.device, queue))  # fmt: skip
         proc.start()
         row = queue.get()
         proc.join()
@@ -144,7 +172,7 @@ def main() -> None:
     for r in rows:
         r["measured"] = stamp
     rows = merge_rows(RESULTS / f"bench{suffix}.json", rows, args.threads)
-    out = {"machine": machine(), "threads": args.threads, "rows": rows}
+    out = {"machine": machine(), "threads": args.threads, "device": args.device, "rows": rows}
     (RESULTS / f"bench{suffix}.json").write_text(json.dumps(out, indent=1) + "\n")
     write_md(out, suffix)
 
@@ -196,6 +224,9 @@ def bench_markdown(out: dict) -> str:
             "reports 97.28% (arXiv v1) / 99.48% (AACL) on ML-1m)."
         )
     users = out["rows"][0]["users"] if out["rows"] else 0
+    gpu = out.get("device", "cpu") != "cpu"
+    where = f"{out['machine'].split(', ')[-1]} GPU (peak memory: GPU memory)" if gpu else out["machine"].split(",")[0]
+    flag = f" --device {out['device']}" if gpu else ""
     runs = sorted({r.get("measured", "an earlier run") for r in out["rows"]})
     if len(runs) > 1:
         when = "; ".join(f"{r['model']}: {r.get('measured', 'an earlier run')}" for r in out["rows"])
@@ -203,9 +234,8 @@ def bench_markdown(out: dict) -> str:
     return (
         "\n".join(lines)
         + note
-        + f"\n\n{users:,} test users, top-20 lists, {out['threads']} torch thread(s) per model, "
-        f"{out['machine'].split(',')[0]}; `python "
-        "scripts/bench_litellm4rec.py`. Training epoch: timed batches of each recipe scaled to one epoch.\n"
+        + f"\n\n{users:,} test users, top-20 lists, {out['threads']} torch thread(s) per model, {where}; `python "
+        f"scripts/bench_litellm4rec.py{flag}`. Training epoch: timed batches of each recipe scaled to one epoch.\n"
     )
 
 
