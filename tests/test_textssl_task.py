@@ -145,5 +145,7 @@ def test_grid_summary_marks_the_validation_choice_and_the_recipe_point():
     assert text.count("**") == 2 and "**lr 0.001, hidden 128, batch 64: 75.00 / 76.00**" in text
     assert "batch 128 (the recipe): 70.00 / 75.00" in text
     assert "span 70.00–75.00" in text and "test accuracies 75.00–76.00" in text
-    assert "(the recipe)" not in grid_summary(rows, "mr") and "is kept" not in grid_summary(rows, "mr", points[2])
+    assert "(the recipe)" not in grid_summary(rows, "mr")
+    assert "is not the validation choice" not in grid_summary(rows, "mr", points[2])
+    assert "The recipe's point is not the validation choice" in text
     assert grid_summary({}, "mr") == ""

@@ -48,6 +48,15 @@ def mean_std(groups: dict) -> dict:
     return out
 
 
+def recipe_config(entry) -> dict:
+    """The parsed YAML recipe of a registry entry (``entry.recipe``, relative to the repository root)."""
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
+
+
 def reproduce(entry, results_dir, setup: str = "") -> str:
     """A card's reproduce block: ``setup`` lines, ``zoo fit`` of the entry's recipe into ``cards/<id>`` and
     ``zoo eval``, followed by the training time recorded in ``results_dir/ship.json`` (when there is one)."""

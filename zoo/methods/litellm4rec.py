@@ -23,7 +23,7 @@ from torch import Tensor
 
 from zoo.hub import ZooModule
 from zoo.litellm4rec.metrics import KS, rank_metrics
-from zoo.methods import BestValidation, reproduce
+from zoo.methods import BestValidation, recipe_config, reproduce
 from zoo.models.litellm4rec import LiteLLM4RecConfig, build_net
 
 __all__ = ["LiteLLM4RecModule", "item_vectors"]
@@ -314,8 +314,6 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     import math
     from pathlib import Path
 
-    import yaml
-
     results_dir = Path(__file__).resolve().parents[2] / "results" / "litellm4rec"
 
     def read(name: str) -> dict:
@@ -387,7 +385,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
 
     with safe_open(str(Path(__file__).resolve().parents[2] / "cards" / entry.id / "model.safetensors"), "pt") as f:
         trained = sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys() if not k.endswith(SCALE))
-    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
+    recipe = recipe_config(entry)
     compute = (
         f"Compute: {recipe['trainer']['max_epochs']} epochs, {trained:,} trained parameters (all of them stored in "
         "this checkpoint). "

@@ -19,7 +19,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassAccuracy
 
 from zoo.hub import ZooModule
-from zoo.methods import BestValidation, reproduce
+from zoo.methods import BestValidation, recipe_config, reproduce
 from zoo.models.textssl import TextSSLConfig, TextSSLNet
 
 __all__ = ["TextSSLModule"]
@@ -266,11 +266,7 @@ def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
 
 def recipe_point(entry) -> dict:
     """The official-grid coordinates (``lr``, ``hidden``, ``batch_size``) of a registry entry's recipe."""
-    from pathlib import Path
-
-    import yaml
-
-    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / entry.recipe).read_text())
+    cfg = recipe_config(entry)
     args = cfg["model"]["init_args"]
     return {"lr": args["lr"], "hidden": args["net"]["hidden"], "batch_size": cfg["data"]["init_args"]["batch_size"]}
 

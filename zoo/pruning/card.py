@@ -17,12 +17,11 @@ def _read(path: Path):
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     """``(results, sections)`` for ``zoo.hub.build_card`` from the checkpoint's config.json and ``results/``."""
-    import yaml
-
     from zoo import registry
     from zoo.hub import CONFIG, cards_dir
+    from zoo.methods import recipe_config
 
-    recipe = yaml.safe_load((REPO / entry.recipe).read_text())
+    recipe = recipe_config(entry)
     parent = recipe["model"]["init_args"]["init_from"]
     (pruner,) = [c for c in recipe["trainer"]["callbacks"] if c["class_path"].endswith("TVWPruning")]
     args = pruner["init_args"]
