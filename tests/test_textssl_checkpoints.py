@@ -22,3 +22,18 @@ def test_raw_text_predictions_match_golden(model_id):
     for p, g in zip(preds, golden["predictions"]):
         assert p["probabilities"] == pytest.approx(g["probabilities"], abs=1e-5)
     assert model.vocab[0] == "<unk>" and len(model.labels) == model.net_config.num_classes
+
+
+@pytest.mark.parametrize("model_id", IDS)
+def test_card_states_the_recipe_epochs_against_the_papers(model_id):
+    from zoo.methods import recipe_config
+    from zoo.methods.textssl import EXAMPLE_TEXTS, PAPER_EPOCHS, card_sections
+    from zoo.registry import get_entry
+
+    entry = get_entry(model_id)
+    epochs = recipe_config(entry)["trainer"]["max_epochs"]
+    _, sections = card_sections(entry)
+    fewer = f"Fewer epochs than the paper's {PAPER_EPOCHS} ({epochs}:"
+    assert (fewer in sections["limitations"]) == (epochs < PAPER_EPOCHS)
+    assert (f"The paper's {PAPER_EPOCHS} epochs" in sections["limitations"]) == (epochs >= PAPER_EPOCHS)
+    assert repr(EXAMPLE_TEXTS.get(entry.dataset, EXAMPLE_TEXTS["r8"])) in sections["start"]

@@ -247,7 +247,7 @@ def textssl_r8(**overrides) -> TextSSLConfig:
     data={"dataset": "mr"},
     metric="accuracy",
     recipe="recipes/textssl/mr.yaml",
-    sha256="d23da3af948bb9256ae50b5c3b42a7e9bc3ba71fc1da803708d1ab6aa7c66074",
+    sha256="fd62a1537a5f696fc89e9521e435ffff8955fa709ee9110b84dfefd140898a2e",
     summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM word vectors.",
     tags=_TAGS,
 )
