@@ -204,7 +204,8 @@ def stage_grid(args) -> None:
 
 
 def stage_throughput(args) -> None:
-    """Documents per second of graph construction (cleaned corpus -> PyG graphs) and one R8 training epoch."""
+    """Documents per second of graph construction (cleaned corpus -> PyG graphs), the share of training documents
+    with two or more sentences (the ones with candidate edges) and one R8 training epoch."""
     import lightning as L
 
     from zoo.data.textssl import load_corpus
@@ -216,6 +217,10 @@ def stage_throughput(args) -> None:
     for dataset in args.datasets:
         corpus = load_corpus(dataset)
         docs = corpus["train"]["sentences"]
+        # only documents of two or more sentences have candidate (learnable) edges
+        out[f"{dataset}/multi_sentence_share"] = round(sum(len(d) >= 2 for d in docs) / len(docs), 4)
+        out[f"{dataset}/sentences_per_doc"] = round(sum(len(d) for d in docs) / len(docs), 2)
+        print(dataset, "documents with 2+ sentences:", out[f"{dataset}/multi_sentence_share"], flush=True)
         index = {w: i for i, w in enumerate(sorted({w for d in docs for s in d for w in s}))}
         for graph in ("sentence", "document"):
             t = time.perf_counter()

@@ -25,7 +25,7 @@ def test_raw_text_predictions_match_golden(model_id):
 
 
 @pytest.mark.parametrize("model_id", IDS)
-def test_card_states_the_recipe_epochs_against_the_papers(model_id):
+def test_card_states_the_recipe_epochs_and_the_multi_sentence_share(model_id):
     from zoo.methods import recipe_config
     from zoo.methods.textssl import EXAMPLE_TEXTS, PAPER_EPOCHS, card_sections
     from zoo.registry import get_entry
@@ -37,3 +37,6 @@ def test_card_states_the_recipe_epochs_against_the_papers(model_id):
     assert (fewer in sections["limitations"]) == (epochs < PAPER_EPOCHS)
     assert (f"The paper's {PAPER_EPOCHS} epochs" in sections["limitations"]) == (epochs >= PAPER_EPOCHS)
     assert repr(EXAMPLE_TEXTS.get(entry.dataset, EXAMPLE_TEXTS["r8"])) in sections["start"]
+    throughput = json.loads((REPO / "results" / "textssl" / "throughput.json").read_text())
+    share = throughput[f"{entry.dataset}/multi_sentence_share"]
+    assert 0 < share <= 1 and f"{100 * share:.1f}% of" in sections["training"]

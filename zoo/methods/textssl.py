@@ -338,6 +338,11 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
             f"graphs); one R8 epoch (train + validation) {throughput.get('r8/epoch_seconds', '–')} s on "
             f"{throughput.get('machine', 'this machine')}."
         )
+        if (share := throughput.get(f"{ds}/multi_sentence_share")) is not None:
+            speed += (
+                f" {100 * share:.1f}% of {name}'s training documents have two or more sentences (mean "
+                f"{throughput[f'{ds}/sentences_per_doc']}), and only those have candidate edges to learn."
+            )
     training = (
         f"Data: {name} with the TextGCN train/test split; 10% of train held out for validation (seed 0). "
         + (
