@@ -1,6 +1,6 @@
 """TextSSL reproduction (arXiv 2112.06386): throughput, word-vector choice, seeds table, shipped checkpoints.
 
-    python scripts/textssl_pipeline.py throughput            # graph construction docs/s and one training epoch
+    python scripts/textssl_pipeline.py throughput            # graph-building docs/s, multi-sentence share, R8 epoch
     python scripts/textssl_pipeline.py vectors [--datasets r8 mr] [--max-epochs E]
                                                              # minilm vs word2vec by validation accuracy
     python scripts/textssl_pipeline.py table [--datasets r8 r52 mr 20ng] [--methods textssl disjoint wordcooc]
