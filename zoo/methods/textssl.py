@@ -271,11 +271,10 @@ EXAMPLE_TEXTS = {  # the cards' predict_text example, in each data set's domain
 }
 
 
-def recipe_point(entry) -> dict:
-    """The official-grid coordinates (``lr``, ``hidden``, ``batch_size``) of a registry entry's recipe."""
-    cfg = recipe_config(entry)
-    args = cfg["model"]["init_args"]
-    return {"lr": args["lr"], "hidden": args["net"]["hidden"], "batch_size": cfg["data"]["init_args"]["batch_size"]}
+def recipe_point(recipe: dict) -> dict:
+    """The official-grid coordinates (``lr``, ``hidden``, ``batch_size``) of a parsed recipe (``recipe_config``)."""
+    args = recipe["model"]["init_args"]
+    return {"lr": args["lr"], "hidden": args["net"]["hidden"], "batch_size": recipe["data"]["init_args"]["batch_size"]}
 
 
 def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
@@ -298,6 +297,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     table = (results_dir / "table.md").read_text().split("\n", 2)[2] if (results_dir / "table.md").exists() else ""
     config = json.loads((Path(__file__).resolve().parents[2] / "cards" / entry.id / "config.json").read_text())
     net = config["config"]
+    recipe = recipe_config(entry)
     results = [
         {
             "metric": "accuracy",
@@ -316,6 +316,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
                 f"{source}: validation {100 * v['val_accuracy']:.2f}%, test {100 * v['accuracy']:.2f}% "
                 f"({v['epochs']} epochs)"
             )
+    grid = grid_summary(read("grid.json"), ds, recipe_point(recipe))
     details = (
         f"- TextSSL: each document is the disjoint union of its sentences' word co-occurrence graphs (window "
         f"{net['window']}, one node per distinct word per sentence), plus candidate edges from every word of a "
@@ -328,7 +329,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "compared by TextSSL's validation accuracy (seed 0): "
         + ("; ".join(vec_lines) if vec_lines else "not measured")
         + f". The checkpoint uses `{net['vectors']}`."
-        + (f"\n- Hyperparameters: {grid}" if (grid := grid_summary(read("grid.json"), ds, recipe_point(entry))) else "")
+        + (f"\n- Hyperparameters: {grid}" if grid else "")
     )
     cmd = reproduce(entry, results_dir)
     speed = ""
@@ -360,7 +361,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         f"paper's table, see `../shared/papers/textssl.md`); difference {ours - paper[0]:+.2f} points.\n\n"
         "### Reproduction table\n\n" + (table or "Not measured yet (`python scripts/textssl_pipeline.py table`).")
     )
-    epochs = recipe_config(entry)["trainer"]["max_epochs"]
+    epochs = recipe["trainer"]["max_epochs"]
     budget = (
         f"Fewer epochs than the paper's {PAPER_EPOCHS} ({epochs}: CPU budget; see the recipe), and MiniLM / word2vec "
         "vectors instead of GloVe: both can cost accuracy"
