@@ -293,3 +293,20 @@ def test_glove_reader_and_bad_sources(tmp_path):
         word_vectors(["oil"], "glove")
     with pytest.raises(ValueError, match="minilm.*word2vec.*random.*glove"):
         word_vectors(["oil"], "fasttext")
+
+
+def test_joined_sources_are_each_scaled_to_unit_median_norm_then_concatenated(tmp_path):
+    glove = tmp_path / "glove.tiny.txt"
+    glove.write_text("oil 5 -10 20\nprice 2.5 0 -5\nrose 1 2 2\n")
+    vocab = ["<unk>", "price", "oil", "rose", "zzz"]
+    kw = {"path": str(glove), "dim": 4, "seed": 2}
+    a, b = word_vectors(vocab, "glove", **kw), word_vectors(vocab, "random", **kw)
+    joined = word_vectors(vocab, "glove+random", **kw)
+    assert joined.shape == (5, 7)
+    torch.testing.assert_close(joined[:, :3], a / a.norm(dim=1).median())
+    torch.testing.assert_close(joined[:, 3:], b / b.norm(dim=1).median())
+    assert joined[:, :3].norm(dim=1).median() == pytest.approx(1.0) and joined[:, 3:].norm(dim=1).median() == 1.0
+    with pytest.raises(ValueError, match="joined by"):
+        word_vectors(vocab, "random+random", dim=4)
+    with pytest.raises(ValueError, match="fasttext"):
+        word_vectors(vocab, "minilm+fasttext")

@@ -147,6 +147,30 @@ def test_config_and_input_errors():
         TextSSLConfig(temperature=0)
     with pytest.raises(ValueError, match="shape"):
         TextSSLNet(TextSSLConfig(vocab=["a", "b"], embed_dim=4), torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="vector_dtype"):
+        TextSSLConfig(vector_dtype="int4")
     m = net()
     with pytest.raises(ValueError, match="outside the vocabulary"):
         m(Batch.from_data_list([document_graph([[A, 9]])]))
+
+
+def test_int8_table_is_per_word_quantised_and_read_in_training_and_evaluation():
+    scales = torch.tensor([[0.01], [1], [2], [3], [4], [50]])
+    vectors = torch.randn(6, 8, generator=torch.Generator().manual_seed(0)) * scales
+    config = dict(vocab=list("uabcde"), embed_dim=8, hidden=8, num_classes=3)
+    q = TextSSLNet(TextSSLConfig(**config, vector_dtype="int8"), vectors)
+    h = TextSSLNet(TextSSLConfig(**config), vectors)
+    assert q.embedding.dtype == torch.int8 and q.embedding_scale.shape == (6,)
+    assert "embedding_scale" in q.state_dict() and "embedding_scale" not in h.state_dict()
+    words = torch.arange(6)
+    read = q.word_vectors(words)
+    # per-row absmax scale: every row keeps its largest entry exactly and errs by at most half a step elsewhere
+    assert (read - vectors).abs().le(q.embedding_scale[:, None] / 2 + 1e-7).all()
+    torch.testing.assert_close(read.abs().amax(1), vectors.abs().amax(1))
+    assert torch.equal(h.word_vectors(words), vectors.half().float())
+    # a fresh int8 net loads the quantised state exactly (what from_pretrained does)
+    fresh = TextSSLNet(TextSSLConfig(**config, vector_dtype="int8"))
+    fresh.load_state_dict(q.state_dict())
+    batch = Batch.from_data_list([document_graph([[1, 2, 3], [4, 5]], label=0)])
+    q.eval(), fresh.eval()
+    torch.testing.assert_close(fresh(batch), q(batch), rtol=0, atol=0)

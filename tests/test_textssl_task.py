@@ -111,6 +111,24 @@ def test_baseline_methods_train(tmp_path):
             assert all(g.cand_index.shape[1] == 0 for g in dm.graphs["train"])
 
 
+def test_int8_vectors_train_and_round_trip_exactly(tmp_path):
+    import zoo
+
+    L.seed_everything(0, verbose=False)
+    module = TextSSLModule(net={"hidden": 8, "vector_dtype": "int8"})
+    dm = small_dm(limit=16)
+    fit(module, dm, epochs=1)
+    assert module.net.embedding.dtype == torch.int8
+    module.save_pretrained(tmp_path)
+    loaded = zoo.from_pretrained(str(tmp_path))
+    assert loaded.net_config.vector_dtype == "int8" and loaded.net.embedding.dtype == torch.int8
+    from torch_geometric.data import Batch
+
+    batch = Batch.from_data_list(dm.graphs["test"][:8])
+    module.eval()
+    torch.testing.assert_close(loaded(batch), module(batch), rtol=0, atol=0)
+
+
 def test_errors():
     with pytest.raises(ValueError, match="expected graph"):
         TextSSLDataModule(graph="corpus")

@@ -649,7 +649,10 @@ def word_vectors(
             BPE pieces as it appears after a space);
             ``"word2vec"`` (d = ``dim``: skip-gram with negative sampling, window 5, 10 epochs, trained with gensim
             on ``train_sentences`` only, deterministic for a seed); ``"random"`` (d = ``dim``); ``"glove"`` (d from
-            the GloVe text file at ``path``; exact word match).
+            the GloVe text file at ``path``; exact word match); or several of these joined by ``+``
+            (``"minilm+smollm2"``, d = 384 + 576 = 960): each source's table (its uncovered rows included) divided by
+            its median row norm, so that the sources weigh alike (SmolLM2's rows are about 2.5 times as long as
+            MiniLM's), then concatenated.
         train_sentences: training sentences or documents (for ``"word2vec"``).
         dim: dimension for ``"word2vec"`` and ``"random"``.
         seed: seed of the U(-0.01, 0.01) rows and of word2vec.
@@ -658,8 +661,16 @@ def word_vectors(
     Every word the source does not cover (and ``"<unk>"``) gets U(-0.01, 0.01) from a generator seeded by ``seed``;
     the covered share is logged at INFO level.
     """
-    if source not in VECTOR_SOURCES:
-        raise ValueError(f"unknown word-vector source {source!r}; expected one of {VECTOR_SOURCES}")
+    parts = source.split("+")
+    if any(p not in VECTOR_SOURCES for p in parts) or len(set(parts)) < len(parts):
+        raise ValueError(
+            f"unknown word-vector source {source!r}; expected one of {VECTOR_SOURCES}, or distinct ones joined by "
+            "'+' (e.g. 'minilm+smollm2')"
+        )
+    if len(parts) > 1:
+        kw = {"train_sentences": train_sentences, "dim": dim, "seed": seed, "path": path}
+        tables = [word_vectors(vocab, p, **kw) for p in parts]
+        return torch.cat([t / t.norm(dim=1).median().clamp_min(1e-12) for t in tables], 1)
     found: dict[int, torch.Tensor] = {}
     pretrained = {"minilm": (_minilm_vectors, 384), "minilm-encoded": (_minilm_encoded_vectors, 384),
                   "smollm2": (_smollm2_vectors, 576)}  # fmt: skip

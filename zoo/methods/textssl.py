@@ -6,9 +6,9 @@ best validation accuracy, later ties winning (``>=``), are restored when trainin
 the test accuracy at the best validation epoch.
 
 The network is built in ``setup`` from the data module when the config has no vocabulary yet (a fresh recipe): the
-vocabulary, the word vectors (stored in the checkpoint in fp16) and the class names come from
-``zoo.textssl.data.TextSSLDataModule``. A pretrained checkpoint carries all three, and ``predict_text`` classifies raw
-text with them.
+vocabulary, the word vectors (stored in the checkpoint in fp16, or in int8 with one scale per word) and the class names
+come from ``zoo.textssl.data.TextSSLDataModule``. A pretrained checkpoint carries all three, and ``predict_text``
+classifies raw text with them.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ class TextSSLModule(BestValidation, ZooModule):
 
 
 # offline word-vector sources, compared by validation accuracy (no GloVe offline)
-OFFLINE_VECTORS = ("minilm", "minilm-encoded", "smollm2", "word2vec")
+OFFLINE_VECTORS = ("minilm", "minilm-encoded", "smollm2", "word2vec", "minilm+smollm2")
 PAPER = {
     "r8": (97.81, 0.14),
     "r52": (95.48, 0.26),
@@ -316,6 +316,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
                 f"{source}: validation {100 * v['val_accuracy']:.2f}%, test {100 * v['accuracy']:.2f}% "
                 f"({v['epochs']} epochs)"
             )
+    missing = [v for v in OFFLINE_VECTORS if f"{ds}/{v}" not in vectors]
     grid = grid_summary(read("grid.json"), ds, recipe_point(recipe))
     details = (
         f"- TextSSL: each document is the disjoint union of its sentences' word co-occurrence graphs (window "
@@ -324,10 +325,17 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "(attention score, softmax over each node's incoming edges, hard binary-concrete sample at τ = "
         f"{net['temperature']} with straight-through gradients); sum readout and a linear classifier.\n"
         f"- Width {net['hidden']}, dropout {net['dropout']}, {len(net['vocab']):,}-word vocabulary with frozen "
-        f"{net['embed_dim']}-d `{net['vectors']}` word vectors stored in the checkpoint (fp16).\n"
+        f"{net['embed_dim']}-d `{net['vectors']}` word vectors stored in the checkpoint "
+        + (
+            "(int8, one scale per word: the network was trained on these values)"
+            if net.get("vector_dtype") == "int8"
+            else "(fp16)"
+        )
+        + ".\n"
         "- Word vectors: the paper uses GloVe 6B 300-d, which is not available here. The offline options were "
         "compared by TextSSL's validation accuracy (seed 0): "
         + ("; ".join(vec_lines) if vec_lines else "not measured")
+        + (f" (not run on {name}: " + ", ".join(f"`{v}`" for v in missing) + ")" if missing else "")
         + f". The checkpoint uses `{net['vectors']}`."
         + (f"\n- Hyperparameters: {grid}" if grid else "")
     )
@@ -362,12 +370,12 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "### Reproduction table\n\n" + (table or "Not measured yet (`python scripts/textssl_pipeline.py table`).")
     )
     epochs = recipe["trainer"]["max_epochs"]
+    vec = f"`{net['vectors']}` vectors instead of GloVe"
     budget = (
-        f"Fewer epochs than the paper's {PAPER_EPOCHS} ({epochs}: CPU budget; see the recipe), and MiniLM / word2vec "
-        "vectors instead of GloVe: both can cost accuracy"
+        f"Fewer epochs than the paper's {PAPER_EPOCHS} ({epochs}: CPU budget; see the recipe), and {vec}: both can "
+        "cost accuracy"
         if epochs < PAPER_EPOCHS
-        else f"The paper's {PAPER_EPOCHS} epochs, but MiniLM / word2vec vectors instead of GloVe: they can cost "
-        "accuracy"
+        else f"The paper's {PAPER_EPOCHS} epochs, but {vec}: they can cost accuracy"
     )
     limitations = (
         f"- {budget}, and the table above says by how much against the paper.\n"

@@ -6,8 +6,8 @@ Inductive Document Classification", AAAI 2022, arXiv:2112.06386. Official code: 
 
 The network reads the graphs of ``zoo.textssl.graph.document_graph`` (one per document, batched by PyG):
 
-1. x = Dropout(ReLU(W_in · Dropout(e_word) + b)), e_word = the node's word vector (a frozen fp16 table inside the
-   checkpoint, so that the vocabulary and its vectors travel with the weights).
+1. x = Dropout(ReLU(W_in · Dropout(e_word) + b)), e_word = the node's word vector (a frozen fp16 or int8 table inside
+   the checkpoint, so that the vocabulary and its vectors travel with the weights).
 2. L GCN layers (symmetric normalisation, self-loops of weight 1 added by the layer): x ← ReLU(GCN_l(x, A)). A holds
    the intra-sentence edges (weight 1, or the co-occurrence weight with ``edge_weights="cooc"``) and the candidate
    edges between adjacent sentences with their current weights (0 at the start: absent).
@@ -43,6 +43,7 @@ from torch import Tensor, nn
 __all__ = ["TextSSLConfig", "TextSSLNet", "STRUCTURES"]
 
 STRUCTURES = ("gumbel", "none")
+VECTOR_DTYPES = ("float16", "int8")
 
 
 @dataclass
@@ -63,6 +64,9 @@ class TextSSLConfig:
         edge_weights: ``"binary"`` (intra edges weigh 1, the paper's structure learner) or ``"cooc"``
             (co-occurrence weights).
         vectors: name of the word-vector source (provenance only: ``minilm``, ``word2vec``, ``glove``, ``random``).
+        vector_dtype: how the frozen table is stored: ``"float16"``, or ``"int8"`` (symmetric per-row quantisation,
+            one fp32 scale per word, half the size: for wide tables such as the 960-d ``minilm+smollm2`` ones). The
+            network always reads the stored values, in training too, so a checkpoint predicts as it was trained.
         graph: the document graph the network reads (``"sentence"`` or ``"document"``) and ``window`` its
             co-occurrence window: raw-text prediction builds graphs with them.
     """
@@ -80,6 +84,7 @@ class TextSSLConfig:
     eval_structure: str = "expected"
     edge_weights: str = "binary"
     vectors: str = "minilm"
+    vector_dtype: str = "float16"
     graph: str = "sentence"
     window: int = 3
 
@@ -88,6 +93,8 @@ class TextSSLConfig:
             raise ValueError(f"expected structure in {STRUCTURES}, got {self.structure!r}")
         if self.eval_structure not in ("expected", "sample"):
             raise ValueError(f"expected eval_structure 'expected' or 'sample', got {self.eval_structure!r}")
+        if self.vector_dtype not in VECTOR_DTYPES:
+            raise ValueError(f"expected vector_dtype in {VECTOR_DTYPES}, got {self.vector_dtype!r}")
         if self.edge_weights not in ("binary", "cooc"):
             raise ValueError(f"expected edge_weights 'binary' or 'cooc', got {self.edge_weights!r}")
         if self.layers < 1 or self.hidden < 1 or self.num_classes < 2:
@@ -107,7 +114,7 @@ class TextSSLNet(nn.Module):
 
     Args:
         config: the architecture; ``config.vocab`` sets the size of the word-vector table.
-        vectors: optional ``[len(vocab), embed_dim]`` initial word vectors (stored in fp16, frozen).
+        vectors: optional ``[len(vocab), embed_dim]`` initial word vectors (stored in ``config.vector_dtype``, frozen).
     """
 
     def __init__(self, config: TextSSLConfig, vectors: Tensor | None = None) -> None:
@@ -116,15 +123,22 @@ class TextSSLNet(nn.Module):
 
         self.config = c = config
         n_words = max(len(c.vocab), 1)
-        table = torch.zeros(n_words, c.embed_dim, dtype=torch.float16)
+        int8 = c.vector_dtype == "int8"
+        table = torch.zeros(n_words, c.embed_dim, dtype=torch.int8 if int8 else torch.float16)
+        scale = torch.ones(n_words) if int8 else None
         if vectors is not None:
             if tuple(vectors.shape) != (n_words, c.embed_dim):
                 raise ValueError(
                     f"expected word vectors of shape ({n_words}, {c.embed_dim}) (vocab × embed_dim), got "
                     f"{tuple(vectors.shape)}"
                 )
-            table.copy_(vectors.to(torch.float16))
+            if int8:
+                scale = vectors.float().abs().amax(1).clamp_min(1e-12) / 127
+                table.copy_(torch.round(vectors.float() / scale[:, None]).clamp_(-127, 127).to(torch.int8))
+            else:
+                table.copy_(vectors.to(torch.float16))
         self.register_buffer("embedding", table)
+        self.register_buffer("embedding_scale", scale)  # None (absent from the state dict) for float16
         self.inp = nn.Linear(c.embed_dim, c.hidden)
         self.convs = nn.ModuleList(GCNConv(c.hidden, c.hidden) for _ in range(c.layers))
         # a_l = [a_src ‖ a_dst] per structure-learning step
@@ -133,6 +147,11 @@ class TextSSLNet(nn.Module):
             nn.init.xavier_uniform_(a)
         self.readout = nn.Linear(c.hidden, c.hidden)
         self.classifier = nn.Linear(c.hidden, c.num_classes)
+
+    def word_vectors(self, word: Tensor) -> Tensor:
+        """The stored vectors of word ids ``word`` as float32 ``[len(word), embed_dim]``."""
+        x = self.embedding[word].float()
+        return x if self.embedding_scale is None else x * self.embedding_scale[word, None]
 
     def forward(self, data, return_structure: bool = False):
         """Logits ``[num_graphs, num_classes]``; with ``return_structure`` also the candidate weights ``[C]`` that
@@ -146,7 +165,7 @@ class TextSSLNet(nn.Module):
                 f"word id {int(word.max())} is outside the vocabulary of {self.embedding.shape[0]} words; build the "
                 "graphs with this checkpoint's vocabulary"
             )
-        x = F.dropout(self.embedding[word].float(), c.dropout, self.training)
+        x = F.dropout(self.word_vectors(word), c.dropout, self.training)
         x = F.dropout(F.relu(self.inp(x)), c.dropout, self.training)
         ei = data.edge_index
         ew = data.edge_weight if c.edge_weights == "cooc" else torch.ones(ei.shape[1], device=x.device)
