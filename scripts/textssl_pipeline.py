@@ -198,7 +198,8 @@ def stage_grid(args) -> None:
                     continue
                 over = {"lr": point["lr"], "net": {"hidden": point["hidden"]}}
                 row = run(dataset, "textssl", seed, args.max_epochs, over, batch_size=point["batch_size"])
-                put_row(path, key, row | {"machine": machine()})
+                vectors = load_recipe(dataset)["data"]["init_args"]["vectors"]
+                put_row(path, key, row | {"machine": machine(), "vectors": vectors})
         rows = json.loads(path.read_text()) if path.exists() else {}
         print(dataset, "choice on validation:", grid_choice(rows, dataset))
 

@@ -157,9 +157,11 @@ def test_grid_summary_marks_the_validation_choice_and_the_recipe_point():
     from zoo.methods.textssl import grid_key, grid_points, grid_summary
 
     points = grid_points("mr")
-    rows = {grid_key("mr", p, s): {"val_accuracy": 0.70, "accuracy": 0.75} for p in points for s in (0, 1)}
-    rows[grid_key("mr", points[2], 0)] = {"val_accuracy": 0.80, "accuracy": 0.77}
+    run = {"epochs": 60, "vectors": "minilm"}
+    rows = {grid_key("mr", p, s): {"val_accuracy": 0.70, "accuracy": 0.75} | run for p in points for s in (0, 1)}
+    rows[grid_key("mr", points[2], 0)] = {"val_accuracy": 0.80, "accuracy": 0.77} | run
     text = grid_summary(rows, "mr", recipe=points[1])
+    assert "60-epoch runs with `minilm` vectors" in text
     assert text.count("**") == 2 and "**lr 0.001, hidden 128, batch 64: 75.00 / 76.00**" in text
     assert "batch 128 (the recipe): 70.00 / 75.00" in text
     assert "span 70.00–75.00" in text and "test accuracies 75.00–76.00" in text

@@ -249,9 +249,13 @@ def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
         point = f"lr {p['lr']:g}, hidden {p['hidden']}, batch {p['batch_size']}"
         tag = " (the recipe)" if recipe is not None and p == recipe else ""
         parts.append(f"{mark}{point}{tag}: {val:.2f} / {test:.2f}{mark}")
+    runs = [r for k, r in rows.items() if k.startswith(f"{dataset}/")]
+    epochs = "/".join(str(e) for e in sorted({r["epochs"] for r in runs}))
+    vectors = "/".join(f"`{v}`" for v in sorted({r.get("vectors", "?") for r in runs}))
     return (
         f"Official grid on {DATASET_NAMES[dataset]} (`python scripts/textssl_pipeline.py grid --datasets {dataset} "
-        f"--seeds {seeds[-1] + 1}`; TextSSL, mean validation / test accuracy (%) over seeds "
+        f"--seeds {seeds[-1] + 1}`, {epochs}-epoch runs with {vectors} vectors; TextSSL, mean validation / test "
+        "accuracy (%) over seeds "
         f"{', '.join(map(str, seeds))}; the validation choice in bold): "
         + "; ".join(parts)
         + "."
