@@ -266,7 +266,7 @@ def textssl_r8(**overrides) -> TextSSLConfig:
     data={"dataset": "mr"},
     metric="accuracy",
     recipe="recipes/textssl/mr.yaml",
-    sha256="fd62a1537a5f696fc89e9521e435ffff8955fa709ee9110b84dfefd140898a2e",
+    sha256="5a9edccd9b96cc07a0a4522f55aa64d6dc8717c1e26d7846db03a0ccba96ceb6",
     summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM word vectors.",
     tags=_TAGS,
 )
