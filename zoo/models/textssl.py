@@ -267,8 +267,10 @@ def textssl_r8(**overrides) -> TextSSLConfig:
     metric="accuracy",
     recipe="recipes/textssl/mr.yaml",
     sha256="5a9edccd9b96cc07a0a4522f55aa64d6dc8717c1e26d7846db03a0ccba96ceb6",
-    summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM word vectors.",
+    summary="TextSSL on MR (movie-review polarity): learned sparse inter-sentence edges, MiniLM and SmolLM2 word "
+    "vectors side by side.",
     tags=_TAGS,
 )
 def textssl_mr(**overrides) -> TextSSLConfig:
-    return TextSSLConfig(**({"hidden": 96, "num_classes": 2} | overrides))
+    base = {"hidden": 96, "num_classes": 2, "embed_dim": 960, "vectors": "minilm+smollm2", "vector_dtype": "int8"}
+    return TextSSLConfig(**(base | overrides))
