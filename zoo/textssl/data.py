@@ -40,7 +40,8 @@ class TextSSLDataModule(L.LightningDataModule):
         graph: ``"sentence"`` (disjoint sentence graphs with adjacent-sentence candidates: TextSSL and the disjoint
             baseline) or ``"document"`` (WordCooc).
         vectors: ``"minilm"``, ``"minilm-encoded"``, ``"smollm2"``, ``"word2vec"``, ``"random"`` or ``"glove"`` (then
-            ``glove_path``); see :func:`zoo.data.textssl.word_vectors`.
+            ``glove_path``), or several joined by ``+`` (``"minilm+smollm2"``: the tables side by side); see
+            :func:`zoo.data.textssl.word_vectors`.
         window: co-occurrence window.
         max_words: truncation of each document (whole sentences).
         val_fraction: share of the training documents held out for validation.
