@@ -75,6 +75,7 @@ def run(
         "epochs": run["epochs"],
         "seconds": run["seconds"],
         "docs": {k: len(v) for k, v in dm.graphs.items()},
+        "vectors": dm.hparams.vectors,
     }
 
 
@@ -198,8 +199,7 @@ def stage_grid(args) -> None:
                     continue
                 over = {"lr": point["lr"], "net": {"hidden": point["hidden"]}}
                 row = run(dataset, "textssl", seed, args.max_epochs, over, batch_size=point["batch_size"])
-                vectors = load_recipe(dataset)["data"]["init_args"]["vectors"]
-                put_row(path, key, row | {"machine": machine(), "vectors": vectors})
+                put_row(path, key, row | {"machine": machine()})
         rows = json.loads(path.read_text()) if path.exists() else {}
         print(dataset, "choice on validation:", grid_choice(rows, dataset))
 

@@ -238,9 +238,10 @@ def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
         return ""
     best, _, n = choice
     seeds = complete_seeds(rows, dataset)
-    parts, vals, tests = [], [], []
+    parts, vals, tests, used = [], [], [], []
     for p in grid_points(dataset):
         runs = [rows[grid_key(dataset, p, s)] for s in seeds]
+        used += runs
         val = 100 * sum(r["val_accuracy"] for r in runs) / n
         test = 100 * sum(r["accuracy"] for r in runs) / n
         vals.append(val)
@@ -249,9 +250,8 @@ def grid_summary(rows: dict, dataset: str, recipe: dict | None = None) -> str:
         point = f"lr {p['lr']:g}, hidden {p['hidden']}, batch {p['batch_size']}"
         tag = " (the recipe)" if recipe is not None and p == recipe else ""
         parts.append(f"{mark}{point}{tag}: {val:.2f} / {test:.2f}{mark}")
-    runs = [r for k, r in rows.items() if k.startswith(f"{dataset}/")]
-    epochs = "/".join(str(e) for e in sorted({r["epochs"] for r in runs}))
-    vectors = "/".join(f"`{v}`" for v in sorted({r.get("vectors", "?") for r in runs}))
+    epochs = "/".join(str(e) for e in sorted({r["epochs"] for r in used}))
+    vectors = "/".join(f"`{v}`" for v in sorted({r.get("vectors", "?") for r in used}))
     return (
         f"Official grid on {DATASET_NAMES[dataset]} (`python scripts/textssl_pipeline.py grid --datasets {dataset} "
         f"--seeds {seeds[-1] + 1}`, {epochs}-epoch runs with {vectors} vectors; TextSSL, mean validation / test "

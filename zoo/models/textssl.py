@@ -133,8 +133,9 @@ class TextSSLNet(nn.Module):
                     f"{tuple(vectors.shape)}"
                 )
             if int8:
-                scale = vectors.float().abs().amax(1).clamp_min(1e-12) / 127
-                table.copy_(torch.round(vectors.float() / scale[:, None]).clamp_(-127, 127).to(torch.int8))
+                v = vectors.float()
+                scale = v.abs().amax(1).clamp_min(1e-12) / 127
+                table.copy_(torch.round(v / scale[:, None]).clamp_(-127, 127).to(torch.int8))
             else:
                 table.copy_(vectors.to(torch.float16))
         self.register_buffer("embedding", table)
