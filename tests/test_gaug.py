@@ -327,6 +327,40 @@ def test_tuned_edits_picks_the_best_validation_run_and_breaks_ties_towards_small
     assert tuned_edits(rows) == {}  # none covers the 36-point TUNE_GRID
 
 
+def test_tuned_alphas_averages_complete_seeds_and_breaks_ties_towards_small_alpha():
+    from zoo.methods.gaug import tuned_alphas
+
+    def row(gnn, seed, alpha, val):
+        return {"gnn": gnn, "dataset": "cora", "seed": seed, "alpha": alpha, "val_micro_f1": val}
+
+    rows = [
+        row("gat", 0, 0.1, 0.80), row("gat", 0, 1.0, 0.82), row("gat", 1, 0.1, 0.83), row("gat", 1, 1.0, 0.80),
+        row("gat", 2, 0.1, 0.70),  # seed 2 lacks alpha 1.0: it does not count
+        row("jknet", 0, 0.1, 0.79), row("jknet", 0, 1.0, 0.79),
+        row("gcn", 0, 0.1, 0.90),  # no seed covers the grid: nothing is chosen
+    ]  # fmt: skip
+    # gat: means 0.815 (0.1) vs 0.81 (1.0); jknet: a tie goes to the smaller alpha
+    assert tuned_alphas(rows, grid=(0.1, 1.0)) == {("gat", "cora"): 0.1, ("jknet", "cora"): 0.1}
+    rows += [row("gat", 3, 0.1, 0.80), row("gat", 3, 1.0, 0.86)]  # a third complete seed: 0.81 vs 0.827
+    assert tuned_alphas(rows, grid=(0.1, 1.0))[("gat", "cora")] == 1.0
+    assert tuned_alphas(rows) == {}  # none covers the default TUNE_ALPHAS
+
+
+def test_recipe_text_for_validation_tuned_gaug_o_differs_from_the_official_recipe_only_in_alpha():
+    import importlib.util
+
+    import yaml
+
+    spec = importlib.util.spec_from_file_location("gaug_pipeline", REPO / "scripts" / "gaug_pipeline.py")
+    pipeline = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pipeline)
+    official = yaml.safe_load(pipeline.recipe_text("o", "gat", "cora"))
+    tuned = yaml.safe_load(pipeline.recipe_text("o-val", "gat", "cora", 0.6))
+    assert tuned["model"]["init_args"].pop("alpha") == 0.6
+    assert official["model"]["init_args"].pop("alpha") == pipeline.TUNED_O[("gat", "cora")][0]
+    assert tuned == official
+
+
 def test_import_zoo_and_listing_work_without_torch_geometric():
     code = (
         "import sys; sys.modules['torch_geometric'] = None\n"
