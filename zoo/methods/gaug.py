@@ -507,6 +507,8 @@ def o_tuning_note(results_dir, summary: dict) -> str:
         )
     if not parts:
         return ""
+    unsearched = [DATASET_NAMES[ds] for ds in DATASET_NAMES if not any(k[1] == ds for k in scores)]
+    parts += [f"{name} was not searched ('not tuned' in the table)" for name in unsearched]
     return (
         "GAug-O with α chosen on validation (`python scripts/gaug_pipeline.py tune-o`: α ∈ "
         f"{list(TUNE_ALPHAS)} with the other official values, the best mean validation micro-F1 wins; then that α "
