@@ -15,6 +15,9 @@ Stages:
                                                # GAug-O's alpha chosen on validation -> results/gaug/tune_o.json;
                                                # then `recipes` writes o-val_<gnn>_<dataset>.yaml and
                                                # `table --method o-val` runs them
+    python scripts/gaug_pipeline.py draws --draws 20 --seeds 10 --dataset cora
+                                               # GAug-M with the official edit and the VGAE (of 20 seeds) chosen
+                                               # on validation -> results/gaug/draws.json
     python scripts/gaug_pipeline.py cards     # results/gaug/table.md and the cards (`zoo card ID`)
 
 The table runs every recipe unchanged except ``seed`` (model and ``seed_everything``). Requires ``ZOO_DATA``.
@@ -398,6 +401,51 @@ def stage_tune(seeds: int, gnns, datasets, from_seed: int = 0) -> None:
                 print(row, flush=True)
 
 
+def stage_draws(draws: int, gnns, datasets, seeds: int, from_draw: int = 0) -> None:
+    """GAug-M's VGAE chosen as the official code chooses its draw, with validation in place of test: VGAEs of seeds
+    ``from_draw``..``draws``-1 (each trained as ``fit`` trains it; eval mode, Z = μ) edit the graph by the official
+    (rm_pct, add_pct), and the recipe's classifier is trained once on each edit (seed 0, the original-graph recipe on
+    the edited graph, as ``tune`` does); once every draw 0..draws-1 is in, the one with the best validation micro-F1
+    is trained with seeds 0..n-1. Rows (``phase`` search / eval) go to results/gaug/draws.json (resumable);
+    ``best_draws`` selects."""
+    from zoo.methods.gaug import best_draws
+
+    path = RESULTS / "draws.json"
+    for ds in datasets:
+        run = _draw_runner(ds)
+        _sweep(path, {"phase": ["search"], "dataset": [ds], "draw": range(from_draw, draws), "gnn": gnns}, run)
+        chosen = best_draws(json.loads(path.read_text())["rows"], draws)
+        for gnn in gnns:
+            if (gnn, ds) in chosen:
+                axes = {"phase": ["eval"], "dataset": [ds], "gnn": [gnn], "draw": [chosen[(gnn, ds)]]}
+                _sweep(path, axes | {"seed": range(seeds)}, run)
+
+
+def _draw_runner(ds: str):
+    """``run(point)`` of ``stage_draws`` on data set ``ds``: the VGAE of seed ``point["draw"]`` (the last one is kept
+    for the next point) edits the graph by the official (rm_pct, add_pct) of ``point["gnn"]``, and the classifier is
+    trained on the edit with seed ``point.get("seed", 0)``."""
+    from zoo.models.gaug import edit_edges
+
+    g = gaug_graph(ds)
+    vgae: dict = {}
+
+    def run(p: dict) -> dict:
+        if vgae.get("draw") != p["draw"]:
+            module = trained_vgae(ds, g, p["draw"])
+            with torch.no_grad():
+                logits = module.net.edge_logits(g.x, g.edge_index)
+            vgae.update(draw=p["draw"], logits=logits, auc=round(module.vgae_auc, 4))
+        rm, add = TUNED_M[(p["gnn"], ds)]
+        graph = g.clone()
+        graph.edge_index = edit_edges(vgae["logits"], g.edge_index, rm, add)
+        row = run_recipe(RECIPES / f"original_{p['gnn']}_{ds}.yaml", p.get("seed", 0), graph=graph)
+        homophily = edit_stats(g, graph.edge_index, [])["added"]
+        return row | {"rm_pct": rm, "add_pct": add, "added_homophily": homophily, "vgae_auc": vgae["auc"]}
+
+    return run
+
+
 def stage_tune_o(seeds: int, gnns, datasets, from_seed: int = 0) -> None:
     """Search GAug-O's α on validation micro-F1: every α of ``TUNE_ALPHAS`` with the recipe's other (official)
     values, seeds 0..n-1, one run each. Rows go to results/gaug/tune_o.json (resumable); ``tuned_alphas`` selects the
@@ -475,8 +523,11 @@ def stage_cards(ids) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=["recipes", "table", "ship", "golden", "edits", "tune", "tune-o", "cards"])
+    stages = ["recipes", "table", "ship", "golden", "edits", "tune", "tune-o", "draws", "cards"]
+    parser.add_argument("stage", choices=stages)
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--draws", type=int, default=20, help="draws: VGAE seeds searched")
+    parser.add_argument("--from-draw", type=int, default=0, help="draws: start at this VGAE seed (parallel runs)")
     parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--accelerator", default=None, help="table: override the recipes' accelerator (cpu, gpu)")
     parser.add_argument("--method", nargs="+", default=list(METHODS))
@@ -498,6 +549,8 @@ def main() -> None:
         stage_edits(min(args.seeds, 5), args.dataset)
     elif args.stage == "tune":
         stage_tune(args.seeds, args.gnn, args.dataset, args.from_seed)
+    elif args.stage == "draws":
+        stage_draws(args.draws, args.gnn, args.dataset, args.seeds, args.from_draw)
     elif args.stage == "tune-o":
         stage_tune_o(args.seeds, args.gnn, args.dataset, args.from_seed)
     elif args.stage == "cards":

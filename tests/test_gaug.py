@@ -346,6 +346,21 @@ def test_tuned_alphas_averages_complete_seeds_and_breaks_ties_towards_small_alph
     assert tuned_alphas(rows) == {}  # none covers the default TUNE_ALPHAS
 
 
+def test_best_draws_needs_every_draw_ignores_eval_rows_and_breaks_ties_towards_the_lower_draw():
+    from zoo.methods.gaug import best_draws
+
+    def row(gnn, draw, val, phase="search"):
+        return {"phase": phase, "gnn": gnn, "dataset": "cora", "draw": draw, "val_micro_f1": val}
+
+    rows = [
+        row("gcn", 0, 0.80), row("gcn", 1, 0.82), row("gcn", 2, 0.82), row("gcn", 0, 0.99, "eval"),
+        row("gat", 0, 0.81), row("gat", 2, 0.85),  # gat lacks draw 1
+    ]  # fmt: skip
+    assert best_draws(rows, 3) == {("gcn", "cora"): 1}
+    assert best_draws(rows, 1) == {("gcn", "cora"): 0, ("gat", "cora"): 0}
+    assert best_draws(rows, 4) == {}
+
+
 def test_recipe_text_for_validation_tuned_gaug_o_differs_from_the_official_recipe_only_in_alpha():
     import importlib.util
 
