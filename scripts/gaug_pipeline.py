@@ -11,7 +11,7 @@ Stages:
                                                # GAug-M's VGAE draw and edit chosen on validation -> results/gaug/
                                                # tune.json; then `recipes` writes m-val_<gnn>_<dataset>.yaml and
                                                # `table --method m-val` runs them
-    python scripts/gaug_pipeline.py tune-o --seeds 2 --gnn gat jknet --dataset cora
+    python scripts/gaug_pipeline.py tune-o --seeds 2 --dataset cora
                                                # GAug-O's alpha chosen on validation -> results/gaug/tune_o.json;
                                                # then `recipes` writes o-val_<gnn>_<dataset>.yaml and
                                                # `table --method o-val` runs them
@@ -192,7 +192,9 @@ def stage_recipes() -> None:
             (RECIPES / f"o-val_{gnn}_{ds}.yaml").write_text(recipe_text("o-val", gnn, ds, alpha))
 
 
-def run_recipe(path: Path, seed: int, accelerator=None, graph=None, overrides: dict | None = None) -> dict:
+def run_recipe(
+    path: Path, seed: int, accelerator: str | None = None, graph=None, overrides: dict | None = None
+) -> dict:
     """Train the recipe once with ``seed`` in this process (on ``accelerator`` instead of the recipe's, on ``graph``,
     a PyG ``Data``, instead of the recipe's data set, and with ``overrides`` of the module's arguments, if given);
     returns test micro-F1, best val, seconds and the machine."""
