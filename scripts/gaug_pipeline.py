@@ -408,19 +408,22 @@ def stage_draws(draws: int, gnns, datasets, seeds: int, from_draw: int = 0) -> N
     ``from_draw``..``draws``-1 (each trained as ``fit`` trains it; eval mode, Z = μ) edit the graph by the official
     (rm_pct, add_pct), and the recipe's classifier is trained once on each edit (seed 0, the original-graph recipe on
     the edited graph, as ``tune`` does); once every draw 0..draws-1 is in, the one with the best validation micro-F1
-    is trained with seeds 0..n-1. Rows (``phase`` search / eval) go to results/gaug/draws.json (resumable);
-    ``best_draws`` selects."""
+    is trained with seeds 0..n-1 (phase ``eval``), and so is, as a diagnostic, the one whose added edges most often
+    join same-class nodes (phase ``oracle``: chosen with every node's label, test included; not a method). Rows
+    (``phase`` search / eval / oracle) go to results/gaug/draws.json (resumable); ``best_draws`` selects."""
     from zoo.methods.gaug import best_draws
 
     path = RESULTS / "draws.json"
     for ds in datasets:
         run = _draw_runner(ds)
         _sweep(path, {"phase": ["search"], "dataset": [ds], "draw": range(from_draw, draws), "gnn": gnns}, run)
-        chosen = best_draws(json.loads(path.read_text())["rows"], draws)
+        rows = json.loads(path.read_text())["rows"]
+        chosen, oracle = best_draws(rows, draws), best_draws(rows, draws, key="added_homophily")
         for gnn in gnns:
-            if (gnn, ds) in chosen:
-                axes = {"phase": ["eval"], "dataset": [ds], "gnn": [gnn], "draw": [chosen[(gnn, ds)]]}
-                _sweep(path, axes | {"seed": range(seeds)}, run)
+            for phase, pick in (("eval", chosen), ("oracle", oracle)):
+                if (gnn, ds) in pick:
+                    axes = {"phase": [phase], "dataset": [ds], "gnn": [gnn], "draw": [pick[(gnn, ds)]]}
+                    _sweep(path, axes | {"seed": range(seeds)}, run)
 
 
 def _draw_runner(ds: str):

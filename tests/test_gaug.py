@@ -359,6 +359,8 @@ def test_best_draws_needs_every_draw_ignores_eval_rows_and_breaks_ties_towards_t
     assert best_draws(rows, 3) == {("gcn", "cora"): 1}
     assert best_draws(rows, 1) == {("gcn", "cora"): 0, ("gat", "cora"): 0}
     assert best_draws(rows, 4) == {}
+    rows = [r | {"added_homophily": 0.5 - r["draw"] / 10} for r in rows]  # the oracle picks by another key
+    assert best_draws(rows, 3, key="added_homophily") == {("gcn", "cora"): 0}
 
 
 def test_recipe_text_for_validation_tuned_gaug_o_differs_from_the_official_recipe_only_in_alpha():
