@@ -34,6 +34,17 @@ def test_loaded_checkpoint_reproduces_golden_outputs(model_id):
 
 
 @pytest.mark.parametrize("model_id", zoo.list_models())
+def test_committed_card_is_what_zoo_card_writes_from_the_results_today(model_id, tmp_path):
+    """Every number and sentence of a card comes from results/ and the code: regenerating it changes nothing (after
+    new results or card code, run the family's ``pipeline.py cards`` or ``zoo card ID`` and commit the cards)."""
+    from zoo.cli import render_card
+    from zoo.hub import CARD
+
+    render_card(model_id).save(tmp_path / CARD)
+    assert (tmp_path / CARD).read_text() == (cards_dir() / model_id / CARD).read_text()
+
+
+@pytest.mark.parametrize("model_id", zoo.list_models())
 def test_card_config_and_recipe_agree_with_registry_and_results(model_id):
     entry = registry.get_entry(model_id)
     folder = cards_dir() / model_id

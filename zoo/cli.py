@@ -78,19 +78,27 @@ def evaluate(name: str, quiet: bool = False) -> dict:
     return out
 
 
-def write_card(model_id: str) -> Path:
-    """Regenerate ``cards/<id>/README.md`` from the registry metadata and the measured results."""
+def render_card(model_id: str):
+    """The model card of ``model_id`` (a ``huggingface_hub.ModelCard``) from the registry metadata and the measured
+    results, as ``write_card`` saves it."""
     from zoo import registry
-    from zoo.hub import CARD, build_card, cards_dir
+    from zoo.hub import build_card
 
     entry = registry.get_entry(model_id)
     family = registry.get_family(entry.family)
     card_fn = entry.card or family.card
     results, sections = registry.import_object(card_fn)(entry) if card_fn else ([], {})
-    card = build_card(entry.id, results=results, sections=sections)
-    path = cards_dir() / entry.id / CARD
+    return build_card(entry.id, results=results, sections=sections)
+
+
+def write_card(model_id: str) -> Path:
+    """Regenerate ``cards/<id>/README.md`` from the registry metadata and the measured results."""
+    from zoo import registry
+    from zoo.hub import CARD, cards_dir
+
+    path = cards_dir() / registry.get_entry(model_id).id / CARD
     path.parent.mkdir(parents=True, exist_ok=True)
-    card.save(path)
+    render_card(model_id).save(path)
     return path
 
 
