@@ -623,14 +623,15 @@ def edit_diagnosis(results_dir, summary: dict) -> str:
             f"same class (noisy draws {min(noisy):.0f}–{max(noisy):.0f}%) against {100 * sel[0]['original']:.0f}% "
             f"of the original edges, and 10 nodes hold {min(top):.0f}–{max(top):.0f}% of the added edges' ends"
         )
+    notes = (draws_note(results_dir, summary), val_tuning_note(results_dir, summary))
     return (
         text + f" Measured over {len({r['seed'] for r in rows})} VGAE seeds (`python scripts/gaug_pipeline.py edits`, "
         "results/gaug/edits.json): "
         + "; ".join(parts)
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "
         "adding them dilutes the neighbourhoods and the classifier loses accuracy instead of gaining it. The official "
-        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on a selected draw we cannot reproduce without their "
-        "pickles." + draws_note(results_dir, summary) + val_tuning_note(results_dir, summary)
+        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw whose pickle is not published; "
+        "the searches below, on validation, do not come near it." + "".join(f"\n  -{note}" for note in notes if note)
     )
 
 
@@ -714,7 +715,7 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         "- GAug-O samples from the max-normalised Z Zᵀ, not σ(Z Zᵀ), as the official code does (σ(ZZᵀ) ≥ ½ would give "
         "a dense graph); the edge loss reads the same matrix as logits.\n"
         + edit_diagnosis(results_dir, summary)
-        + " Self-loops are always added by the GCN (Ã = A + I), also after an edit.\n"
+        + "\n- Self-loops are always added by the GCN (Ã = A + I), also after a GAug-M edit.\n"
         "- GAug-O's edge net and the N×N probability matrix are dense: O(N²) memory, fine for Cora/CiteSeer, not for "
         "graphs much larger than ~20k nodes."
     )
