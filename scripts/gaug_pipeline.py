@@ -178,18 +178,13 @@ def stage_recipes() -> None:
         for gnn in GNNS:
             for ds in DATASETS:
                 (RECIPES / f"{method}_{gnn}_{ds}.yaml").write_text(recipe_text(method, gnn, ds))
-    path = RESULTS / "tune.json"
-    if path.exists():
-        from zoo.methods.gaug import tuned_edits
+    from zoo.methods.gaug import tuned_alphas, tuned_edits
 
-        for (gnn, ds), tuned in tuned_edits(json.loads(path.read_text())["rows"]).items():
-            (RECIPES / f"m-val_{gnn}_{ds}.yaml").write_text(recipe_text("m-val", gnn, ds, tuned))
-    path = RESULTS / "tune_o.json"
-    if path.exists():
-        from zoo.methods.gaug import tuned_alphas
-
-        for (gnn, ds), alpha in tuned_alphas(json.loads(path.read_text())["rows"]).items():
-            (RECIPES / f"o-val_{gnn}_{ds}.yaml").write_text(recipe_text("o-val", gnn, ds, alpha))
+    for method, name, select in (("m-val", "tune.json", tuned_edits), ("o-val", "tune_o.json", tuned_alphas)):
+        path = RESULTS / name  # a validation search: its choice becomes a recipe
+        if path.exists():
+            for (gnn, ds), tuned in select(json.loads(path.read_text())["rows"]).items():
+                (RECIPES / f"{method}_{gnn}_{ds}.yaml").write_text(recipe_text(method, gnn, ds, tuned))
 
 
 def run_recipe(
@@ -489,7 +484,7 @@ def plot_tune_o() -> None:
         return
     rows = json.loads(path.read_text())["rows"]
     val, chosen = alpha_scores(rows), tuned_alphas(rows)
-    test = alpha_scores([r | {"val_micro_f1": r["micro_f1"]} for r in rows])  # the same means, of the test values
+    test = alpha_scores(rows, key="micro_f1")
     keys = sorted(val)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), sharey=True, squeeze=False)
     for ax, key in zip(axes[0], keys):

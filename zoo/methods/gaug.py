@@ -428,13 +428,15 @@ def tuned_edits(rows: list[dict], grid=TUNE_GRID) -> dict[tuple[str, str], tuple
     return {k: v[1] for k, v in best.items()}
 
 
-def alpha_scores(rows: list[dict], grid=TUNE_ALPHAS) -> dict[tuple[str, str], tuple[dict[float, float], int]]:
-    """``(gnn, dataset) -> ({α: mean validation micro-F1}, seeds)`` of ``stage_tune_o`` rows (``gnn``, ``dataset``,
-    ``seed``, ``alpha``, ``val_micro_f1``), over the seeds whose rows cover every α of ``grid`` (a search stopped
-    halfway does not count)."""
+def alpha_scores(
+    rows: list[dict], grid=TUNE_ALPHAS, key: str = "val_micro_f1"
+) -> dict[tuple[str, str], tuple[dict[float, float], int]]:
+    """``(gnn, dataset) -> ({α: mean of key}, seeds)`` of ``stage_tune_o`` rows (``gnn``, ``dataset``, ``seed``,
+    ``alpha``, ``key``: the validation micro-F1, or ``micro_f1`` for the test values), over the seeds whose rows cover
+    every α of ``grid`` (a search stopped halfway does not count)."""
     covered: dict[tuple, dict[float, float]] = {}
     for r in rows:
-        covered.setdefault((r["gnn"], r["dataset"], r["seed"]), {})[r["alpha"]] = r["val_micro_f1"]
+        covered.setdefault((r["gnn"], r["dataset"], r["seed"]), {})[r["alpha"]] = r[key]
     vals: dict[tuple[str, str], dict[float, list[float]]] = {}
     for (gnn, ds, _), by_alpha in covered.items():
         if set(grid) <= set(by_alpha):
@@ -463,10 +465,11 @@ def best_draws(rows: list[dict], draws: int, key: str = "val_micro_f1") -> dict[
     }
 
 
-def draws_note(results_dir, summary: dict) -> str:
+def draws_note(results_dir, summary: dict, edits: list[dict]) -> str:
     """GAug-M with the official edit and the VGAE chosen on validation among several training seeds
-    (``results/gaug/draws.json``, ``gaug_pipeline.py draws``) against the original graph; empty until a search is
-    complete and its chosen VGAE has eval rows."""
+    (``results/gaug/draws.json``, ``gaug_pipeline.py draws``) against the original graph, with the spread of the
+    VGAEs' edits from ``edits`` (the rows of results/gaug/edits.json); empty until a search is complete and its chosen
+    VGAE has eval rows."""
     import json
 
     path = results_dir / "draws.json"
@@ -483,8 +486,8 @@ def draws_note(results_dir, summary: dict) -> str:
         if r["phase"] != "search":
             groups.setdefault((r["phase"], r["gnn"], r["dataset"]), []).append(100 * r["micro_f1"])
     stats = mean_std(groups)
-    oracle = best_draws(rows, n_draws, key="added_homophily")
-    for (gnn, ds), draw in sorted(best_draws(rows, n_draws).items()):
+    chosen, oracle = best_draws(rows, n_draws), best_draws(rows, n_draws, key="added_homophily")
+    for (gnn, ds), draw in sorted(chosen.items()):
         base, ours = summary.get(("original", gnn, ds)), stats.get(("eval", gnn, ds))
         if not (base and ours and ours[2] > 1):
             continue
@@ -505,9 +508,8 @@ def draws_note(results_dir, summary: dict) -> str:
     if not parts:
         return ""
     spreads = []
-    edits = results_dir / "edits.json"
-    for ds in sorted({k[1] for k in best_draws(rows, n_draws)}) if edits.exists() else []:
-        sel = [r for r in json.loads(edits.read_text())["rows"] if r["dataset"] == ds]
+    for ds in sorted({k[1] for k in chosen}):
+        sel = [r for r in edits if r["dataset"] == ds]
         if sel:  # how much the noisy draws of one VGAE differ, against VGAEs of different seeds
             within = max(max(r["added_noisy_samples"]) - min(r["added_noisy_samples"]) for r in sel)
             across = max(r["added"] for r in sel) - min(r["added"] for r in sel)
@@ -623,15 +625,16 @@ def edit_diagnosis(results_dir, summary: dict) -> str:
             f"same class (noisy draws {min(noisy):.0f}–{max(noisy):.0f}%) against {100 * sel[0]['original']:.0f}% "
             f"of the original edges, and 10 nodes hold {min(top):.0f}–{max(top):.0f}% of the added edges' ends"
         )
-    notes = (draws_note(results_dir, summary), val_tuning_note(results_dir, summary))
+    notes = [n for n in (draws_note(results_dir, summary, rows), val_tuning_note(results_dir, summary)) if n]
     return (
         text + f" Measured over {len({r['seed'] for r in rows})} VGAE seeds (`python scripts/gaug_pipeline.py edits`, "
         "results/gaug/edits.json): "
         + "; ".join(parts)
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "
         "adding them dilutes the neighbourhoods and the classifier loses accuracy instead of gaining it. The official "
-        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw whose pickle is not published; "
-        "the searches below, on validation, do not come near it." + "".join(f"\n  -{note}" for note in notes if note)
+        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw whose pickle is not published"
+        + ("; the searches below, on validation, do not come near it." if notes else ".")
+        + "".join(f"\n  -{note}" for note in notes)
     )
 
 
