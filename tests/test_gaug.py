@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,6 +20,7 @@ from zoo.cli import main  # noqa: E402
 from zoo.data.gaug import (  # noqa: E402
     GraphDataModule,
     check_graph,
+    load_edge_scores,
     load_gaug_graph,
     load_planetoid_graph,
     restricted_load,
@@ -27,6 +29,7 @@ from zoo.methods.gaug import GAugModule, warmup_lr  # noqa: E402
 from zoo.models.gaug import (  # noqa: E402
     GAugConfig,
     GNNClassifier,
+    build_gaug,
     dense_gcn_normalize,
     edge_loss,
     edit_edges,
@@ -75,6 +78,38 @@ def test_restricted_unpickler_reads_tensors_and_arrays(tmp_path):
     path.write_bytes(pickle.dumps(obj))
     a, t = restricted_load(path)
     assert a.tolist() == [0, 1, 2, 3, 4] and t.tolist() == [1, 2, 3]
+
+
+def test_edge_scores_load_from_official_pickles_npy_and_pt_with_clear_errors(tmp_path):
+    import numpy as np
+
+    probs = np.random.default_rng(0).random((5, 5)).astype(np.float32)
+    np.fill_diagonal(probs, 0)  # the official vgae/ writes sigma(Z Z^T) with a zero diagonal, pickle protocol 3
+    (tmp_path / "cora_graph_5_logits.pkl").write_bytes(pickle.dumps(probs, protocol=3))
+    np.save(tmp_path / "s.npy", probs)
+    torch.save(torch.from_numpy(probs), tmp_path / "s.pt")
+    for name in ("cora_graph_5_logits.pkl", "s.npy", "s.pt"):
+        scores = load_edge_scores(tmp_path / name, num_nodes=5)
+        assert scores.dtype == torch.float32 and torch.equal(scores, torch.from_numpy(probs))
+    with pytest.raises(ValueError, match="for 5 nodes, the graph has 6"):
+        load_edge_scores(tmp_path / "s.npy", num_nodes=6)
+    with pytest.raises(FileNotFoundError, match="set edge_probs to null"):
+        load_edge_scores(tmp_path / "missing.pkl")
+    with pytest.raises(ValueError, match=r"ending in \('.pkl', '.npy', '.pt'\)"):
+        load_edge_scores(tmp_path / "s.csv")
+    np.save(tmp_path / "rect.npy", probs[:4])
+    with pytest.raises(ValueError, match=r"square \[N, N\] score matrix .* got shape \(4, 5\)"):
+        load_edge_scores(tmp_path / "rect.npy")
+    probs[1, 2] = np.nan
+    np.save(tmp_path / "nan.npy", probs)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        load_edge_scores(tmp_path / "nan.npy")
+    (tmp_path / "list.pkl").write_bytes(pickle.dumps([probs]))
+    with pytest.raises(ValueError, match="one array or tensor, got list"):
+        load_edge_scores(tmp_path / "list.pkl")
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        load_edge_scores(tmp_path / "evil.pkl")
 
 
 @pytest.mark.parametrize("name, nodes, edges, classes, split", [
@@ -309,6 +344,62 @@ def test_vgae_seed_fixes_the_edited_graph_across_classifier_seeds(tmp_path):
     assert torch.equal(ref.net.augment(data.x, data.edge_index), fixed.net.augment(data.x, data.edge_index))
     clf = other.net.classifier.state_dict()
     assert all(torch.equal(clf[k], v) for k, v in fixed.net.classifier.state_dict().items())
+
+
+def test_official_probability_pickle_of_the_vgae_gives_the_vgae_edit(tmp_path):
+    # the VGAE's own probabilities, written as the official vgae/ writes them, edit the graph exactly as the VGAE
+    import numpy as np
+
+    data = Data(**torch.load(_user_graph(tmp_path / "graph.pt")))
+    net = dict(method="m", in_channels=6, num_classes=3, hidden=4, ep_hidden=4, ep_emb=2, rm_pct=10, add_pct=20)
+    module = GAugModule(net=dict(net), vgae_epochs=5)
+    module._train_vgae(data)
+    with torch.no_grad():
+        probs = torch.sigmoid(module.net.edge_logits(data.x, data.edge_index)).numpy()
+    np.fill_diagonal(probs, 0)
+    path = tmp_path / "user_graph_1_logits.pkl"
+    path.write_bytes(pickle.dumps(probs, protocol=3))
+    given = GAugModule(net=dict(net), edge_probs=str(path))
+    assert torch.equal(given.net.augment(data.x, data.edge_index), module.net.augment(data.x, data.edge_index))
+    with pytest.raises(ValueError, match="needs net.method='m', got 'o'"):
+        GAugModule(net=dict(net, method="o"), edge_probs=str(path))
+
+
+def test_gaug_m_with_edge_probs_trains_no_vgae_and_reloads_its_scores(tmp_path):
+    import zoo
+
+    graph = _user_graph(tmp_path / "graph.pt")
+    raw = torch.load(graph)
+    g = torch.Generator().manual_seed(1)
+    scores = torch.rand(60, 60, generator=g)
+    scores = scores + scores.t()
+    torch.save(scores, tmp_path / "scores.pt")
+    out = tmp_path / "export"
+    main(
+        [
+            "fit", "--config", str(REPO / "recipes/gaug/debug.yaml"), "--data.init_args.path", str(graph),
+            "--model.init_args.net.method", "m", "--model.init_args.net.rm_pct", "10",
+            "--model.init_args.net.add_pct", "20", "--model.init_args.edge_probs", str(tmp_path / "scores.pt"),
+            "--trainer.default_root_dir", str(tmp_path), "--trainer.callbacks+=zoo.hub.SavePretrained",
+            f"--trainer.callbacks.dirpath={out}",
+        ]
+    )  # fmt: skip
+    model = zoo.from_pretrained(out)
+    assert torch.equal(model.net.edge_scores, scores)
+    x = raw["x"] / raw["x"].sum(1, keepdim=True)
+    assert torch.equal(model.net.augment(x, raw["edge_index"]), edit_edges(scores, raw["edge_index"], 10, 20))
+    torch.manual_seed(0)  # the VGAE stayed where a model of seed 0 starts it
+    fresh = build_gaug(model.net_config).edge_predictor.state_dict()
+    assert all(torch.equal(fresh[k], v) for k, v in model.net.edge_predictor.state_dict().items())
+    (tmp_path / "scores.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="scores.pt"):
+        zoo.from_pretrained(out)
+    torch.save(scores[:59, :59], tmp_path / "scores.pt")
+    dm = GraphDataModule(path=str(graph))
+    with pytest.raises(ValueError, match="holds scores for 59 nodes, the graph has 60"):
+        L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False).fit(
+            GAugModule(net=dict(method="m"), edge_probs=str(tmp_path / "scores.pt")), dm
+        )
 
 
 def test_tuned_edits_picks_the_best_validation_run_and_breaks_ties_towards_small_edits():

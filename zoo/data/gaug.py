@@ -36,6 +36,7 @@ __all__ = [
     "CSRMatrix",
     "load_gaug_graph",
     "load_planetoid_graph",
+    "load_edge_scores",
     "check_graph",
     "GraphDataModule",
 ]
@@ -210,6 +211,56 @@ def load_planetoid_graph(name: str):
     data = Data(x=x, y=y, edge_index=_undirected_no_loops(torch.tensor(src), torch.tensor(dst), n))
     data.train_mask, data.val_mask, data.test_mask = _masks(n, train, val, test_index)
     return data
+
+
+EDGE_SCORE_SUFFIXES = (".pkl", ".npy", ".pt")
+
+
+def load_edge_scores(path: str | Path, num_nodes: int | None = None) -> Tensor:
+    """A dense ``[N, N]`` matrix of pair scores for GAug-M's edit, read from a file.
+
+    The official GAug-M edits Cora and CiteSeer with edge probabilities that its ``vgae/`` wrote as pickled dense
+    NumPy arrays (``data/edge_probabilities/<ds>_graph_<i>_logits.pkl``, σ(Z Zᵀ) with a zero diagonal; ``i`` is the
+    draw in ``best_parameters.json``). Those files are read here through ``restricted_load``, never a plain
+    ``pickle.load``; ``.npy`` (``np.load`` without pickles) and ``.pt`` (``torch.load(weights_only=True)``) files
+    work too. Only the order of the scores matters to the edit, so probabilities and logits give the same graph
+    (up to float32 ties among probabilities that round to 1).
+
+    Args:
+        path: ``.pkl``, ``.npy`` or ``.pt`` file holding one square float matrix (an array or a tensor).
+        num_nodes: when given, the matrix must be ``[num_nodes, num_nodes]``.
+
+    Returns:
+        The scores as a float32 tensor ``[N, N]``.
+    """
+    path = Path(path)
+    if path.suffix not in EDGE_SCORE_SUFFIXES:
+        raise ValueError(f"expected an edge-score file ending in {EDGE_SCORE_SUFFIXES}, got {str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"edge-score file {str(path)!r} not found: GAug-M's edge_probs names a dense N x N matrix of edge "
+            "probabilities (e.g. the official data/edge_probabilities/cora_graph_5_logits.pkl of zhao-tong/GAug); "
+            "put the file there, or set edge_probs to null to train the VGAE instead"
+        )
+    if path.suffix == ".pkl":
+        obj = restricted_load(path)
+    elif path.suffix == ".npy":
+        obj = np.load(path, allow_pickle=False)
+    else:
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(obj, (np.ndarray, Tensor)):
+        raise ValueError(f"expected {str(path)!r} to hold one array or tensor, got {type(obj).__name__}")
+    scores = torch.as_tensor(np.asarray(obj) if isinstance(obj, np.ndarray) else obj).float()
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"expected a square [N, N] score matrix in {str(path)!r}, got shape {tuple(scores.shape)}")
+    if num_nodes is not None and scores.shape[0] != num_nodes:
+        raise ValueError(
+            f"the score matrix in {str(path)!r} is for {scores.shape[0]} nodes, the graph has {num_nodes}: "
+            "use the file written for this graph (same nodes, same order)"
+        )
+    if not torch.isfinite(scores).all():
+        raise ValueError(f"the score matrix in {str(path)!r} holds NaN or infinite values")
+    return scores
 
 
 def check_graph(data, num_classes: int | None = None) -> None:

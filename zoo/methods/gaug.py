@@ -66,6 +66,11 @@ class GAugModule(ZooModule):
         vgae_seed: GAug-M, seed of the VGAE (its initialisation, its training draws and its edge-evaluation pairs)
             when it should differ from ``seed``: one fixed edited graph under classifiers of several seeds, as the
             official runs use one VGAE draw for all 30 runs. ``None``: ``seed``.
+        edge_probs: GAug-M, a file with a dense ``[N, N]`` matrix of edge probabilities (or any scores of the same
+            order) that replaces the VGAE: no VGAE is trained, and the edit ranks pairs by these scores. Made for
+            the official pickles (``data/edge_probabilities/<ds>_graph_<i>_logits.pkl`` of zhao-tong/GAug, read
+            through a restricted unpickler); ``.npy`` and ``.pt`` work too (``zoo.data.gaug.load_edge_scores``).
+            The path is stored with the model and read again when it is loaded.
         seed: seeds the initialisation and every random draw of the run.
         init_from: checkpoint (id, directory or Hub repo) to start from.
     """
@@ -88,11 +93,16 @@ class GAugModule(ZooModule):
         vgae_epochs: int = 200,
         vgae_lr: float = 0.01,
         vgae_seed: int | None = None,
+        edge_probs: str | None = None,
         seed: int = 0,
         init_from: str | None = None,
     ) -> None:
         super().__init__()
         self.net_config = net if isinstance(net, GAugConfig) else GAugConfig(**(net or {}))
+        if edge_probs is not None and self.net_config.method != "m":
+            raise ValueError(
+                f"edge_probs replaces GAug-M's VGAE and needs net.method='m', got {self.net_config.method!r}"
+            )
         self.save_hyperparameters(ignore=["net"])
         self.hparams["net"] = self.net_config.to_dict()
         self.automatic_optimization = False
@@ -108,6 +118,10 @@ class GAugModule(ZooModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.hparams.seed)
             self.net = build_gaug(self.net_config)
+        if self.hparams.edge_probs is not None:
+            from zoo.data.gaug import load_edge_scores
+
+            self.net.edge_scores = load_edge_scores(self.hparams.edge_probs)
         self.hparams["net"] = self.net_config.to_dict()
         self.labels = [str(i) for i in range(self.net_config.num_classes)]
         n = self.net_config.num_classes
@@ -137,6 +151,12 @@ class GAugModule(ZooModule):
                 "set net.in_channels to 0 to take it from the data"
             )
         check_graph(graph, c.num_classes)
+        scores = self.net.edge_scores
+        if scores is not None and scores.shape[0] != graph.num_nodes:
+            raise ValueError(
+                f"edge_probs {self.hparams.edge_probs!r} holds scores for {scores.shape[0]} nodes, the graph has "
+                f"{graph.num_nodes}: use the file written for this graph (same nodes, same order)"
+            )
 
     def _graph(self, batch) -> Tensor:
         """The edge_index the classifier sees at evaluation: GAug-M's edited graph, else the original."""
@@ -173,7 +193,8 @@ class GAugModule(ZooModule):
         self._gen = torch.Generator(device=self.device).manual_seed(self.hparams.seed)
         method = self.net_config.method
         if method == "m":
-            self._train_vgae(graph)
+            if self.net.edge_scores is None:  # else the edit ranks pairs by the given scores
+                self._train_vgae(graph)
             self._graph_m = self.net.augment(graph.x, graph.edge_index)
         elif method == "o":
             self._norm = gcn_normalize(graph.edge_index, graph.num_nodes)
@@ -602,7 +623,13 @@ def edit_diagnosis(results_dir, summary: dict) -> str:
     import json
 
     text = (
-        "- GAug-M's VGAE is retrained here (the official edge-probability pickles are not published with the data). "
+        "- GAug-M's VGAE is retrained here. The official edge probabilities (pickled dense σ(Z Zᵀ) from its `vgae/`; "
+        "the official data/README puts Cora's in the repository's data/edge_probabilities/ and every data set's "
+        "behind https://tinyurl.com/gaug-data) are not among the data staged here, and this machine has no internet. "
+        "Whoever has them can run GAug-M on them in place of the VGAE: `zoo fit --config recipes/gaug/m_gcn_cora.yaml "
+        "--model.init_args.edge_probs cora_graph_5_logits.pkl` (read through the restricted unpickler; not run here "
+        "on the official files, only tested on files of their format written from our VGAE, which give the VGAE's "
+        "own edit). "
         "The official number uses one VGAE draw (`i` in best_parameters.json) for all its 30 runs, and that draw and "
         "the edit (`rm_pct`, `add_pct`) were chosen on **test** micro-F1: the objective of `optuna_GAugM.py` is the "
         "mean of the first value `GCN.fit()` returns, which is the test micro-F1 at the best validation epoch. Ours "
@@ -632,7 +659,7 @@ def edit_diagnosis(results_dir, summary: dict) -> str:
         + "; ".join(parts)
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "
         "adding them dilutes the neighbourhoods and the classifier loses accuracy instead of gaining it. The official "
-        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw whose pickle is not published"
+        f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw (`i` = 5), not run here"
         + ("; the searches below, on validation, do not come near it." if notes else ".")
         + "".join(f"\n  -{note}" for note in notes)
     )

@@ -380,7 +380,9 @@ class GAugNet(nn.Module):
     """A GAug model: edge predictor (GAug-M's VGAE or GAug-O's GAE; none for ``original``) and classifier.
 
     ``forward(x, edge_index)`` returns class logits ``[N, C]`` of every node: GAug-M classifies on its edited graph
-    (``augment``), GAug-O and ``original`` on the given graph.
+    (``augment``), GAug-O and ``original`` on the given graph. GAug-M edits by its VGAE's scores unless
+    ``edge_scores`` holds an ``[N, N]`` score matrix from elsewhere (``zoo.data.gaug.load_edge_scores``), which then
+    takes their place.
 
     Args:
         config: the architecture (``in_channels`` and ``num_classes`` must be set).
@@ -396,6 +398,7 @@ class GAugNet(nn.Module):
         self.config = config
         self.classifier = GNNClassifier(config)
         self.edge_predictor = None
+        self.edge_scores: Tensor | None = None
         if config.method != "original":
             self.edge_predictor = EdgePredictor(
                 config.in_channels, config.ep_hidden, config.ep_emb, variational=config.method == "m"
@@ -408,9 +411,18 @@ class GAugNet(nn.Module):
 
     @torch.no_grad()
     def augment(self, x: Tensor, edge_index: Tensor) -> Tensor:
-        """GAug-M's edited graph (eval-mode VGAE, Z = μ); other methods return ``edge_index`` unchanged."""
+        """GAug-M's edited graph (eval-mode VGAE, Z = μ, or ``edge_scores`` when set); other methods return
+        ``edge_index`` unchanged."""
         if self.config.method != "m":
             return edge_index
+        if self.edge_scores is not None:
+            if self.edge_scores.shape[0] != x.shape[0]:
+                raise ValueError(
+                    f"edge_scores is [{self.edge_scores.shape[0]}, {self.edge_scores.shape[0]}], the graph has "
+                    f"{x.shape[0]} nodes: set scores written for this graph"
+                )
+            scores = self.edge_scores.to(x.device)
+            return edit_edges(scores, edge_index, self.config.rm_pct, self.config.add_pct)
         was = self.edge_predictor.training
         self.edge_predictor.eval()
         logits = self.edge_logits(x, edge_index)
