@@ -18,6 +18,9 @@ Stages:
     python scripts/gaug_pipeline.py draws --draws 20 --seeds 10 --dataset cora
                                                # GAug-M with the official edit and the VGAE (of 20 seeds) chosen
                                                # on validation -> results/gaug/draws.json
+    python scripts/gaug_pipeline.py official-vgae --probs runs/gaug/official_vgae --seeds 10
+                                               # GAug-M on the official vgae/'s edge probabilities (written by
+                                               # scripts/gaug_official_vgae.py) -> results/gaug/official_vgae.json
     python scripts/gaug_pipeline.py cards     # results/gaug/table.md and the cards (`zoo card ID`)
 
 The table runs every recipe unchanged except ``seed`` (model and ``seed_everything``). Requires ``ZOO_DATA``.
@@ -66,6 +69,10 @@ TUNED_M = {
     ("gat", "citeseer"): (0, 46),
     ("jknet", "citeseer"): (2, 48),
 }
+# GAug-M: the draw i of the official edge probabilities (<ds>_graph_<i>_logits.pkl) in best_parameters.json
+# (CiteSeer GAT has no entry: GCN's is used, as for its edit)
+OFFICIAL_DRAW = {("gcn", "cora"): 5, ("gsage", "cora"): 2, ("gat", "cora"): 2, ("jknet", "cora"): 2}
+OFFICIAL_DRAW |= {(gnn, "citeseer"): 2 for gnn in ("gcn", "gsage", "gat", "jknet")}
 GNN_TEXT = {
     "gcn": "2-layer GCN, hidden 128",
     "gsage": "2-layer GraphSAGE (gcn aggregator), hidden 128",
@@ -446,6 +453,32 @@ def _draw_runner(ds: str):
     return run
 
 
+def stage_official_vgae(probs: Path, seeds: int, gnns, datasets) -> None:
+    """GAug-M on the official ``vgae/``'s edge probabilities (written by ``scripts/gaug_official_vgae.py`` into
+    ``probs``): for each GNN the official draw (``OFFICIAL_DRAW``) and edit (``TUNED_M``) through ``edge_probs``,
+    classifier seeds 0..n-1 of the GAug-M recipe. Rows go to results/gaug/official_vgae.json (resumable)."""
+    from zoo.data.gaug import load_edge_scores
+    from zoo.models.gaug import edit_edges
+
+    for ds in datasets:
+        g = gaug_graph(ds)
+        for gnn in gnns:
+            i = OFFICIAL_DRAW[(gnn, ds)]
+            file = Path(probs) / f"{ds}_graph_{i}_logits.pkl"
+            if not file.is_file():
+                print(f"skipping {gnn} on {ds}: {file} not found (python scripts/gaug_official_vgae.py --draws {i})")
+                continue
+            rm, add = TUNED_M[(gnn, ds)]
+            edited = edit_edges(load_edge_scores(file, g.num_nodes), g.edge_index, rm, add)
+            meta = {"draw": i, "rm_pct": rm, "add_pct": add, "added_homophily": edit_stats(g, edited, [])["added"]}
+
+            def run(p: dict, file=file, meta=meta) -> dict:
+                recipe = RECIPES / f"m_{p['gnn']}_{p['dataset']}.yaml"
+                return run_recipe(recipe, p["seed"], overrides={"edge_probs": str(file)}) | meta
+
+            _sweep(RESULTS / "official_vgae.json", {"dataset": [ds], "gnn": [gnn], "seed": range(seeds)}, run)
+
+
 def stage_tune_o(seeds: int, gnns, datasets, from_seed: int = 0) -> None:
     """Search GAug-O's α on validation micro-F1: every α of ``TUNE_ALPHAS`` with the recipe's other (official)
     values, seeds 0..n-1, one run each. Rows go to results/gaug/tune_o.json (resumable); ``tuned_alphas`` selects the
@@ -523,11 +556,12 @@ def stage_cards(ids) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    stages = ["recipes", "table", "ship", "golden", "edits", "tune", "tune-o", "draws", "cards"]
+    stages = ["recipes", "table", "ship", "golden", "edits", "tune", "tune-o", "draws", "official-vgae", "cards"]
     parser.add_argument("stage", choices=stages)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--draws", type=int, default=20, help="draws: VGAE seeds searched")
     parser.add_argument("--from-draw", type=int, default=0, help="draws: start at this VGAE seed (parallel runs)")
+    parser.add_argument("--probs", type=Path, default=RUNS / "official_vgae", help="official-vgae: pickle folder")
     parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--accelerator", default=None, help="table: override the recipes' accelerator (cpu, gpu)")
     parser.add_argument("--method", nargs="+", default=list(METHODS))
@@ -551,6 +585,8 @@ def main() -> None:
         stage_tune(args.seeds, args.gnn, args.dataset, args.from_seed)
     elif args.stage == "draws":
         stage_draws(args.draws, args.gnn, args.dataset, args.seeds, args.from_draw)
+    elif args.stage == "official-vgae":
+        stage_official_vgae(args.probs, args.seeds, args.gnn, args.dataset)
     elif args.stage == "tune-o":
         stage_tune_o(args.seeds, args.gnn, args.dataset, args.from_seed)
     elif args.stage == "cards":

@@ -469,6 +469,67 @@ def test_recipe_text_for_validation_tuned_gaug_o_differs_from_the_official_recip
     assert tuned == official
 
 
+_FAKE_VGAE = {  # a stand-in for a zhao-tong/GAug checkout's vgae/: the same imports, file reads and outputs
+    "dataloader.py": """
+import pickle
+import dgl
+BASE_DIR = '/nonexistent'
+class DataLoader:
+    def __init__(self, args):
+        with open(f'{BASE_DIR}/data/citation_networks/ind.{args.dataset}.graph', 'rb') as f:
+            self.graph = pickle.load(f, encoding='latin1')
+        with open(f'{BASE_DIR}/data/citation_networks/ind.{args.dataset}.x', 'rb') as f:
+            self.x = pickle.load(f, encoding='latin1')
+""",
+    "utils.py": "def get_scores(edges_pos, edges_neg, A_pred, adj_label):\n    raise RuntimeError('not shimmed')\n",
+    "models.py": "",
+    "main.py": """
+import argparse, pickle
+import numpy as np, torch
+from utils import *
+from dataloader import DataLoader
+def get_args():
+    p = argparse.ArgumentParser()
+    for k in ('--dataset', '--val_frac', '--gen_graphs', '--epochs', '--seed'):
+        p.add_argument(k)
+    p.add_argument('--no_mask', action='store_true')
+    return p.parse_args()
+def main(args):
+    dl = DataLoader(args)
+    n = len(dl.graph)
+    a = torch.arange(float(n * n)).view(n, n)
+    r = get_scores(np.array([[0, 1], [2, 3]]), np.array([[1, 0], [3, 2]]), a, None)
+    for i in range(int(args.gen_graphs)):
+        out = np.array([[r['roc'], dl.x.tocoo().nnz, n, float(args.seed)]], dtype=np.float32)
+        pickle.dump(out, open(f'graphs/{args.dataset}_graph_{i + 1}_logits.pkl', 'wb'))
+""",
+}
+
+
+def test_official_vgae_driver_shims_dgl_the_unpickler_the_data_folder_and_the_scores(tmp_path):
+    import importlib.util
+
+    from zoo.data import data_root
+
+    for name, text in _FAKE_VGAE.items():
+        (tmp_path / "GAug" / "vgae").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "GAug" / "vgae" / name).write_text(text)
+    spec = importlib.util.spec_from_file_location("gaug_official_vgae", REPO / "scripts" / "gaug_official_vgae.py")
+    driver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(driver)
+    path_before = list(sys.path)
+    paths = driver.run_official_vgae(tmp_path / "GAug", "cora", 2, tmp_path / "out", seed=3)
+    assert sys.path == path_before and not {"dgl", "dataloader", "main"} & set(sys.modules)  # left as found
+    assert [p.name for p in paths] == ["cora_graph_1_logits.pkl", "cora_graph_2_logits.pkl"]
+    roc, nnz, n, seed = restricted_load(paths[1])[0]
+    # scores read at (rows, cols): positives A[0, 1] = 1 and A[2, 3] = 2n + 3 against negatives A[1, 0] = n and
+    # A[3, 2] = 3n + 2: one of four pairs ranked right
+    assert roc == 0.25 and n == 2708 and seed == 3
+    assert nnz == restricted_load(data_root() / "planetoid/ind.cora.x", "latin1").indices.size
+    with pytest.raises(FileNotFoundError, match="zhao-tong/GAug checkout with vgae/main.py"):
+        driver.run_official_vgae(tmp_path, "cora", 1, tmp_path / "out")
+
+
 def test_import_zoo_and_listing_work_without_torch_geometric():
     code = (
         "import sys; sys.modules['torch_geometric'] = None\n"

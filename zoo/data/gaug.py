@@ -123,13 +123,15 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return allowed[(module, name)]
 
 
-def restricted_load(path: str | Path, encoding: str = "ASCII"):
+def restricted_load(path, encoding: str = "ASCII"):
     """Unpickle ``path`` admitting only arrays, CSR matrices (as ``CSRMatrix``), tensors and plain containers.
 
     Args:
-        path: the pickle file.
+        path: the pickle file, or a binary file object open for reading.
         encoding: how Python-2 strings are decoded (``"latin1"`` for the Planetoid files).
     """
+    if hasattr(path, "read"):
+        return _RestrictedUnpickler(path, encoding=encoding).load()
     with open(path, "rb") as f:
         return _RestrictedUnpickler(f, encoding=encoding).load()
 
