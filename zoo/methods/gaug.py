@@ -520,7 +520,8 @@ def official_vgae_note(results_dir, summary: dict) -> str:
     return (
         " The official `vgae/` code itself, run here (`python scripts/gaug_official_vgae.py --gaug-dir <checkout>`: "
         "run.sh's flags, its default seed 7, on the CPU, with only the shims the script lists; the checkout was "
-        "its vgae/ files at commit 1da5932, written out from the code search since this machine cannot clone), then "
+        "its vgae/ files at commit 1da5932, the code that Cora and CiteSeer run written out from the code search, "
+        "since this machine cannot clone), then "
         "GAug-M on its draw `i` of best_parameters.json with the official edit through `edge_probs` (`python "
         "scripts/gaug_pipeline.py official-vgae`, results/gaug/official_vgae.json): "
         + "; ".join(parts)
