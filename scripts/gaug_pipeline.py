@@ -535,10 +535,56 @@ def plot_tune_o() -> None:
     plt.close(fig)
 
 
+def plot_gaug_m() -> None:
+    """results/gaug/gaug_m.png: every GAug-M measurement (``gaug_m_variants``) per GNN, mean ± std over seeds, one
+    panel per data set, with the official GAug-M number as a line per GNN."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from zoo.methods.gaug import DATASET_NAMES, GAUG_M_VARIANTS, GNN_NAMES, OFFICIAL, gaug_m_variants
+
+    stats = gaug_m_variants(RESULTS)
+    if not stats:
+        return
+    datasets = [ds for ds in DATASET_NAMES if any(k[2] == ds for k in stats)]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.6), squeeze=False)
+    width = 0.8 / len(GAUG_M_VARIANTS)
+    colors = dict(zip(GAUG_M_VARIANTS, ["0.55", "C0", "C1", "C2", "C3", "C4"]))
+    handles = {}
+    for ax, ds in zip(axes[0], datasets):
+        for v, (variant, label) in enumerate(GAUG_M_VARIANTS.items()):
+            xs, means, stds = [], [], []
+            for g, gnn in enumerate(GNN_NAMES):
+                if (variant, gnn, ds) in stats:
+                    mean, std, _ = stats[(variant, gnn, ds)]
+                    xs.append(g - 0.4 + (v + 0.5) * width), means.append(mean), stds.append(std)
+            if xs:
+                handles[label] = ax.bar(xs, means, width, yerr=stds, capsize=2, color=colors[variant])
+        for g, gnn in enumerate(GNN_NAMES):
+            ref = OFFICIAL.get(("m", gnn, ds))
+            if ref:
+                handles["official GAug-M (draw and edit chosen on test)"] = ax.hlines(
+                    ref[0], g - 0.4, g + 0.4, colors="k", linestyles="--", lw=1.2
+                )
+        ax.set_xticks(range(len(GNN_NAMES)), list(GNN_NAMES.values()))
+        ax.set_title(f"GAug-M on {DATASET_NAMES[ds]}: test micro-F1, mean ± std over seeds", fontsize=10)
+        values = [m - s for (_, _, d), (m, s, _) in stats.items() if d == ds]
+        values += [ref[0] for (method, _, d), ref in OFFICIAL.items() if method == "m" and d == ds]
+        ax.set_ylim(min(values) - 2, max(values) + 1)
+        ax.set_ylabel("micro-F1 (%)")
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(RESULTS / "gaug_m.png", dpi=100)
+    plt.close(fig)
+
+
 def stage_cards(ids) -> None:
     from zoo.methods.gaug import repro_table
 
     plot_tune_o()
+    plot_gaug_m()
     path = RESULTS / "table.json"
     if path.exists():  # the README's reproduction table, as markdown
         rows = json.loads(path.read_text())["rows"]

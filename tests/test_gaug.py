@@ -454,6 +454,30 @@ def test_best_draws_needs_every_draw_ignores_eval_rows_and_breaks_ties_towards_t
     assert best_draws(rows, 3, key="added_homophily") == {("gcn", "cora"): 0}
 
 
+def test_gaug_m_variants_gathers_every_gaug_m_measurement_by_its_source(tmp_path):
+    import json
+
+    from zoo.methods.gaug import GAUG_M_VARIANTS, gaug_m_variants
+
+    def rows(*items):
+        return json.dumps(
+            {"rows": [dict(zip(("gnn", "dataset", "micro_f1"), ("gcn", "cora", f))) | k for k, f in items]}
+        )
+
+    (tmp_path / "table.json").write_text(rows(({"method": "original"}, 0.8), ({"method": "o"}, 0.9)))
+    (tmp_path / "draws.json").write_text(
+        rows(
+            ({"phase": "search"}, 0.1), ({"phase": "eval"}, 0.7), ({"phase": "eval"}, 0.72), ({"phase": "oracle"}, 0.6)
+        )
+    )
+    (tmp_path / "official_vgae.json").write_text(rows(({}, 0.5)))
+    stats = gaug_m_variants(tmp_path)
+    assert set(stats) == {(v, "gcn", "cora") for v in ("original", "draws", "oracle", "official-vgae")}
+    assert stats[("draws", "gcn", "cora")][0] == pytest.approx(71.0) and stats[("draws", "gcn", "cora")][2] == 2
+    assert {k[0] for k in stats} <= set(GAUG_M_VARIANTS)
+    assert gaug_m_variants(tmp_path / "none") == {}
+
+
 def test_recipe_text_for_validation_tuned_gaug_o_differs_from_the_official_recipe_only_in_alpha():
     import importlib.util
 

@@ -529,6 +529,34 @@ def official_vgae_note(results_dir, summary: dict) -> str:
     )
 
 
+GAUG_M_VARIANTS = {  # the GAug-M measurements of results/gaug/, in the order the plot shows them
+    "original": "original graph",
+    "m": "official edit, VGAE retrained per seed",
+    "m-val": "VGAE draw and edit chosen on val.",
+    "draws": "official edit, VGAE seed chosen on val.",
+    "oracle": "official edit, most same-class VGAE (diagnostic)",
+    "official-vgae": "official edit and draw, official vgae/ run here",
+}
+
+
+def gaug_m_variants(results_dir) -> dict[tuple[str, str, str], tuple[float, float, int]]:
+    """``(variant, gnn, dataset) -> (mean, std, n)`` of test micro-F1 (%) for every GAug-M measurement in
+    ``results_dir`` (keys of ``GAUG_M_VARIANTS``): the table's original / m / m-val rows, the VGAE chosen on
+    validation and the most same-class VGAE of draws.json, and the official ``vgae/`` output of official_vgae.json."""
+    import json
+
+    groups: dict[tuple[str, str, str], list[float]] = {}
+    sources = {"table.json": "method", "draws.json": "phase", "official_vgae.json": None}
+    for name, key in sources.items():
+        path = results_dir / name
+        rows = json.loads(path.read_text())["rows"] if path.exists() else []
+        for r in rows:
+            variant = {"eval": "draws"}.get(r[key], r[key]) if key else "official-vgae"
+            if variant in GAUG_M_VARIANTS:
+                groups.setdefault((variant, r["gnn"], r["dataset"]), []).append(100 * r["micro_f1"])
+    return mean_std(groups)
+
+
 def draws_note(results_dir, summary: dict, edits: list[dict]) -> str:
     """GAug-M with the official edit and the VGAE chosen on validation among several training seeds
     (``results/gaug/draws.json``, ``gaug_pipeline.py draws``) against the original graph, with the spread of the
@@ -708,7 +736,7 @@ def edit_diagnosis(results_dir, summary: dict) -> str:
         + ". The highest-scored non-edges attach to a few high-norm hub nodes rather than to same-class pairs, so "
         "adding them dilutes the neighbourhoods and the classifier loses accuracy instead of gaining it. The official "
         f"{OFFICIAL[('m', 'gcn', 'cora')][0]:.2f} on Cora rests on one selected draw (`i` = 5), not run here"
-        + ("; none of the runs below comes near it." if notes else ".")
+        + ("; none of the runs below comes near it (all in one plot: results/gaug/gaug_m.png)." if notes else ".")
         + "".join(f"\n  -{note}" for note in notes)
     )
 
