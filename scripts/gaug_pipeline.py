@@ -453,10 +453,11 @@ def _draw_runner(ds: str):
     return run
 
 
-def stage_official_vgae(probs: Path, seeds: int, gnns, datasets) -> None:
-    """GAug-M on the official ``vgae/``'s edge probabilities (written by ``scripts/gaug_official_vgae.py`` into
-    ``probs``): for each GNN the official draw (``OFFICIAL_DRAW``) and edit (``TUNED_M``) through ``edge_probs``,
-    classifier seeds 0..n-1 of the GAug-M recipe. Rows go to results/gaug/official_vgae.json (resumable)."""
+def stage_official_vgae(probs: Path, seeds: int, gnns, datasets, vgae_seed: int = 7) -> None:
+    """GAug-M on the official ``vgae/``'s edge probabilities (written by ``scripts/gaug_official_vgae.py --seed
+    vgae_seed`` into ``probs``): for each GNN the official draw (``OFFICIAL_DRAW``) and edit (``TUNED_M``) through
+    ``edge_probs``, classifier seeds 0..n-1 of the GAug-M recipe. Rows go to results/gaug/official_vgae.json
+    (resumable), ``vgae_seed`` in each (7, the official default, unless the official code ran with another)."""
     from zoo.data.gaug import load_edge_scores
     from zoo.models.gaug import edit_edges
 
@@ -476,7 +477,8 @@ def stage_official_vgae(probs: Path, seeds: int, gnns, datasets) -> None:
                 recipe = RECIPES / f"m_{p['gnn']}_{p['dataset']}.yaml"
                 return run_recipe(recipe, p["seed"], overrides={"edge_probs": str(file)}) | meta
 
-            _sweep(RESULTS / "official_vgae.json", {"dataset": [ds], "gnn": [gnn], "seed": range(seeds)}, run)
+            axes = {"vgae_seed": [vgae_seed], "dataset": [ds], "gnn": [gnn], "seed": range(seeds)}
+            _sweep(RESULTS / "official_vgae.json", axes, run)
 
 
 def stage_tune_o(seeds: int, gnns, datasets, from_seed: int = 0) -> None:
@@ -608,6 +610,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20, help="draws: VGAE seeds searched")
     parser.add_argument("--from-draw", type=int, default=0, help="draws: start at this VGAE seed (parallel runs)")
     parser.add_argument("--probs", type=Path, default=RUNS / "official_vgae", help="official-vgae: pickle folder")
+    parser.add_argument("--vgae-seed", type=int, default=7, help="official-vgae: the seed the official vgae/ ran with")
     parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--accelerator", default=None, help="table: override the recipes' accelerator (cpu, gpu)")
     parser.add_argument("--method", nargs="+", default=list(METHODS))
@@ -632,7 +635,7 @@ def main() -> None:
     elif args.stage == "draws":
         stage_draws(args.draws, args.gnn, args.dataset, args.seeds, args.from_draw)
     elif args.stage == "official-vgae":
-        stage_official_vgae(args.probs, args.seeds, args.gnn, args.dataset)
+        stage_official_vgae(args.probs, args.seeds, args.gnn, args.dataset, args.vgae_seed)
     elif args.stage == "tune-o":
         stage_tune_o(args.seeds, args.gnn, args.dataset, args.from_seed)
     elif args.stage == "cards":

@@ -470,10 +470,11 @@ def test_gaug_m_variants_gathers_every_gaug_m_measurement_by_its_source(tmp_path
             ({"phase": "search"}, 0.1), ({"phase": "eval"}, 0.7), ({"phase": "eval"}, 0.72), ({"phase": "oracle"}, 0.6)
         )
     )
-    (tmp_path / "official_vgae.json").write_text(rows(({}, 0.5)))
+    (tmp_path / "official_vgae.json").write_text(rows(({"vgae_seed": 7}, 0.5), ({"vgae_seed": 3}, 0.9)))
     stats = gaug_m_variants(tmp_path)
     assert set(stats) == {(v, "gcn", "cora") for v in ("original", "draws", "oracle", "official-vgae")}
     assert stats[("draws", "gcn", "cora")][0] == pytest.approx(71.0) and stats[("draws", "gcn", "cora")][2] == 2
+    assert stats[("official-vgae", "gcn", "cora")][0] == pytest.approx(50.0)  # the official default seed only
     assert {k[0] for k in stats} <= set(GAUG_M_VARIANTS)
     assert gaug_m_variants(tmp_path / "none") == {}
 
