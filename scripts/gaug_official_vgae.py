@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import tempfile
@@ -99,12 +98,13 @@ def run_official_vgae(gaug_dir: Path, dataset: str, draws: int, out: Path, seed:
             (Path(base) / "data").mkdir()
             (Path(base) / "data" / "citation_networks").symlink_to(planetoid)
             dataloader.BASE_DIR = base
-            old_argv, sys.argv = sys.argv, argv
+            old_argv, old_cwd, sys.argv = sys.argv, os.getcwd(), argv
             try:
-                with contextlib.chdir(out):
-                    official.main(official.get_args())
+                os.chdir(out)  # the official code writes graphs/ under the working directory
+                official.main(official.get_args())
             finally:
                 sys.argv = old_argv
+                os.chdir(old_cwd)
     finally:
         sys.path.remove(str(vgae_dir))
         for name, module in saved.items():
