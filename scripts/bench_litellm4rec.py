@@ -13,15 +13,21 @@ Usage::
     python scripts/bench_litellm4rec.py --threads 2              # writes results/litellm4rec/{bench,table}.{json,md}
     python scripts/bench_litellm4rec.py --users 500 --threads 2  # a quicker subset
     python scripts/bench_litellm4rec.py --device cuda             # on a GPU: results/litellm4rec/bench-cuda.*
+    python scripts/bench_litellm4rec.py --flops                   # add floating-point work per user to bench.json
 
 On a GPU (``--device cuda``) the model, the batches and the training steps run there, timings are taken after
 ``torch.cuda.synchronize()``, and peak memory is the GPU's allocated memory above what the loaded model holds.
+
+``--flops`` counts the floating-point operations of producing the top-20 lists of the first test batch with
+``torch.utils.flop_counter.FlopCounterMode`` (matrix products, attention, convolutions: the work a device has to do,
+whatever it runs on) and stores them per user in the existing rows of bench.json (no timing is repeated).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing as mp
 import sys
 import threading
@@ -46,22 +52,52 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _load(source: str, recipe: str, users: int | None, device: str):
+    """The model of ``source`` (checkpoint id or folder) in eval mode with its catalogue attached and its item vectors
+    cached, and the test loader of ``recipe`` (first ``users`` test users, or all)."""
+    import yaml
+
+    import zoo
+    from zoo.litellm4rec.data import SeqRecDataModule
+
+    path = REPO / source
+    module = zoo.from_pretrained(str(path) if path.is_dir() else source)
+    module.attach_catalogue()
+    module.eval().to(device)
+    if hasattr(module.net, "cache_all_items"):
+        module.net.cache_all_items()
+    cfg = yaml.safe_load((REPO / recipe).read_text())
+    dm = SeqRecDataModule(**(dict(cfg["data"]["init_args"]) | {"limit_users": users}))
+    dm.setup()
+    return module, dm.test_dataloader(), cfg
+
+
+def _count_flops(name: str, source: str, recipe: str, threads: int, queue) -> None:
+    """Floating-point operations per user of the top-20 lists of the first test batch (``--flops``)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(threads)
+    module, loader, _ = _load(source, recipe, None, "cpu")
+    batch = next(iter(loader))
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        module.net.topk(batch, 20)
+    users = len(batch["target"])
+    queue.put({"model": name, "gflops_per_user": round(counter.get_total_flops() / users / 1e9, 4), "users": users})
+
+
 def _measure(
     name: str, source: str, recipe: str, users: int | None, train_batches: int, threads: int, device: str, queue
 ) -> None:
     import lightning as L
     import torch
-    import yaml
 
-    import zoo
     from zoo.litellm4rec.data import SeqRecDataModule
     from zoo.litellm4rec.metrics import list_ranks, rank_metrics
 
     torch.set_num_threads(threads)
-    path = REPO / source
-    module = zoo.from_pretrained(str(path) if path.is_dir() else source)
-    module.attach_catalogue()
-    module.eval().to(device)
+    module, loader, cfg = _load(source, recipe, users, device)
     cuda = device.startswith("cuda")
 
     def moved(batch: dict) -> dict:
@@ -71,13 +107,6 @@ def _measure(
         if cuda:
             torch.cuda.synchronize(device)
 
-    if hasattr(module.net, "cache_all_items"):
-        module.net.cache_all_items()
-    cfg = yaml.safe_load((REPO / recipe).read_text())
-    data_args = dict(cfg["data"]["init_args"]) | {"limit_users": users}
-    dm = SeqRecDataModule(**data_args)
-    dm.setup()
-    loader = dm.test_dataloader()
     # inference: top-20 lists for every test user
     peak, stop = [_rss()], threading.Event()
 
@@ -147,15 +176,31 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), help="names from MODELS")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU run (its own result files)")
     parser.add_argument("--md-only", action="store_true", help="rewrite the markdown from bench.json and `zoo eval`s")
+    parser.add_argument("--flops", action="store_true", help="count FLOPs per user into bench.json's rows")
     args = parser.parse_args()
     suffix = ("" if args.users is None else f"-{args.users}") + ("" if args.device == "cpu" else "-cuda")
+    ctx = mp.get_context("spawn")
+    if args.flops:
+        path = RESULTS / f"bench{suffix}.json"
+        out = json.loads(path.read_text())
+        for name in args.models:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_count_flops, args=(name, *MODELS[name], args.threads, queue))
+            proc.start()
+            row = queue.get()
+            proc.join()
+            print(json.dumps(row), flush=True)
+            for r in out["rows"]:
+                if r["model"] == name:
+                    r["gflops_per_user"], r["flops_users"] = row["gflops_per_user"], row["users"]
+        path.write_text(json.dumps(out, indent=1) + "\n")
+        args.md_only = True
     if args.md_only:  # e.g. after a checkpoint was reshipped with the same architecture (same timings)
         write_md(json.loads((RESULTS / f"bench{suffix}.json").read_text()), suffix)
         return
     sys.path.insert(0, str(REPO / "scripts"))
     from zoo.utils import machine
 
-    ctx = mp.get_context("spawn")
     rows = []
     for name in args.models:
         source, recipe = MODELS[name]
@@ -200,18 +245,20 @@ def bench_markdown(out: dict) -> str:
     """The inference/training table with ratios against Lite-LLM4Rec (SmolLM2)."""
     rows = {r["model"]: r for r in out["rows"]}
     ref = rows.get("Lite-LLM4Rec (SmolLM2)")
+    flops = any("gflops_per_user" in r for r in out["rows"])
     lines = [
         "| model | inference, all test users (s) | ms / user | vs Lite-LLM4Rec (SmolLM2) | peak inference memory (MB) "
-        "| training epoch (s) | trainable parameters |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| training epoch (s) | trainable parameters |" + (" GFLOP / user |" if flops else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if flops else ""),
     ]
     for r in out["rows"]:
         ratio = f"{r['inference_seconds'] / ref['inference_seconds']:.3g}× the time" if ref else "–"
         if ref and r is ref:
             ratio = "1×"
+        work = (f" {r['gflops_per_user']:.3g} |" if "gflops_per_user" in r else " – |") if flops else ""
         lines.append(
             f"| {r['model']} | {r['inference_seconds']:.1f} | {r['ms_per_user']:.2f} | {ratio} | "
-            f"{r['peak_inference_mb']:.0f} | {r['train_epoch_seconds']:.0f} | {r['trainable_parameters']:,} |"
+            f"{r['peak_inference_mb']:.0f} | {r['train_epoch_seconds']:.0f} | {r['trainable_parameters']:,} |" + work
         )
     gen = rows.get("Generative, beam 20 (SmolLM2)")
     note = ""
@@ -223,6 +270,16 @@ def bench_markdown(out: dict) -> str:
             f"faster than the generative baseline on the same backbone ({saved:.1f}% less inference time; the paper "
             "reports 97.28% (arXiv v1) / 99.48% (AACL) on ML-1m)."
         )
+        if "gflops_per_user" in ref and "gflops_per_user" in gen:
+            note += (
+                f" The generative baseline does {gen['gflops_per_user'] / ref['gflops_per_user']:.1f}× the "
+                f"floating-point work per user ({gen['gflops_per_user']:.3g} against {ref['gflops_per_user']:.3g} "
+                "GFLOP, counted by `torch.utils.flop_counter` over each model's first test batch, "
+                f"{gen['flops_users']} and {ref['flops_users']} users, `--flops`)"
+            )
+            work = gen["gflops_per_user"] / ref["gflops_per_user"]
+            close = abs(math.log(speedup / work)) < math.log(1.5)
+            note += f": the time ratio here ({speedup:.1f}×) is {'close to' if close else 'far from'} the work ratio."
     users = out["rows"][0]["users"] if out["rows"] else 0
     gpu = out.get("device", "cpu") != "cpu"
     where = f"{out['machine'].split(', ')[-1]} GPU (peak memory: GPU memory)" if gpu else out["machine"].split(",")[0]

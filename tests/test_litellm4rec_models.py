@@ -385,3 +385,29 @@ def test_an_incomplete_int8_difference_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="int8 delta of 'rec.*does not fit"):
         zoo.from_pretrained(tmp_path)
+
+
+def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_ratio():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bench_litellm4rec.py"
+    spec = importlib.util.spec_from_file_location("bench_litellm4rec", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def row(model, seconds, gflops=None):
+        r = {"model": model, "inference_seconds": seconds, "ms_per_user": seconds, "peak_inference_mb": 1.0,
+             "train_epoch_seconds": 1.0, "trainable_parameters": 10, "users": 100}  # fmt: skip
+        return r | ({"gflops_per_user": gflops, "flops_users": 8} if gflops else {})
+
+    out = {"machine": "CPU, 2 cores", "threads": 2, "device": "cpu"}
+    plain = bench.bench_markdown(out | {"rows": [row("Lite-LLM4Rec (SmolLM2)", 1.0), row("SASRec", 0.5)]})
+    assert "GFLOP" not in plain
+    rows = [row("Lite-LLM4Rec (SmolLM2)", 1.0, 2.0), row("Generative, beam 20 (SmolLM2)", 8.0, 12.0)]
+    rows.append(row("SASRec", 0.5))
+    text = bench.bench_markdown(out | {"rows": rows})
+    assert "| GFLOP / user |" in text and "| 12 |" in text and "| 0.5 | 0.50 | 0.5× the time | 1 | 1 | 10 | – |" in text
+    assert "6.0× the floating-point work" in text and "(8.0×) is close to the work ratio" in text
+    rows[1]["inference_seconds"] = 60.0
+    assert "(60.0×) is far from the work ratio" in bench.bench_markdown(out | {"rows": rows})
