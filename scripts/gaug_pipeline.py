@@ -429,9 +429,9 @@ def stage_draws(draws: int, gnns, datasets, seeds: int, from_draw: int = 0) -> N
 
 
 def _draw_runner(ds: str):
-    """``run(point)`` of ``stage_draws`` on data set ``ds``: the VGAE of seed ``point["draw"]`` (the last one is kept
-    for the next point) edits the graph by the official (rm_pct, add_pct) of ``point["gnn"]``, and the classifier is
-    trained on the edit with seed ``point.get("seed", 0)``."""
+    """``run(point)`` of ``stage_draws`` on data set ``ds``: the VGAE of seed ``point["draw"]`` edits the graph by the
+    official (rm_pct, add_pct) of ``point["gnn"]``, and the classifier is trained on the edit with seed
+    ``point.get("seed", 0)``. The last VGAE and its edits (one per GNN) are kept for the next points."""
     from zoo.models.gaug import edit_edges
 
     g = gaug_graph(ds)
@@ -442,12 +442,15 @@ def _draw_runner(ds: str):
             module = trained_vgae(ds, g, p["draw"])
             with torch.no_grad():
                 logits = module.net.edge_logits(g.x, g.edge_index)
+            vgae.clear()
             vgae.update(draw=p["draw"], logits=logits, auc=round(module.vgae_auc, 4))
         rm, add = TUNED_M[(p["gnn"], ds)]
+        if p["gnn"] not in vgae:
+            edited = edit_edges(vgae["logits"], g.edge_index, rm, add)
+            vgae[p["gnn"]] = (edited, edit_stats(g, edited, [])["added"])
         graph = g.clone()
-        graph.edge_index = edit_edges(vgae["logits"], g.edge_index, rm, add)
+        graph.edge_index, homophily = vgae[p["gnn"]]
         row = run_recipe(RECIPES / f"original_{p['gnn']}_{ds}.yaml", p.get("seed", 0), graph=graph)
-        homophily = edit_stats(g, graph.edge_index, [])["added"]
         return row | {"rm_pct": rm, "add_pct": add, "added_homophily": homophily, "vgae_auc": vgae["auc"]}
 
     return run
