@@ -14,6 +14,13 @@ Usage::
     python scripts/bench_litellm4rec.py --users 500 --threads 2  # a quicker subset
     python scripts/bench_litellm4rec.py --device cuda             # on a GPU: results/litellm4rec/bench-cuda.*
     python scripts/bench_litellm4rec.py --flops                   # add floating-point work per user to bench.json
+    python scripts/bench_litellm4rec.py --users 500 --models all  # with the baseline decoded by transformers' generate
+
+The generative baseline is timed with its two decodings of the same beam search (``GenerativeRecNet.decoding``):
+``tree`` (the beams share each prompt's cache) and ``generate`` (transformers' ``generate(num_beams=20)``, the way
+generative LLM recommenders usually decode: every prompt copied once per beam). The ``generate`` row takes about
+2 s per user on 2 CPU cores (3.5 hours for all 6,040 users), so it runs only when named (``--models all`` or its
+name), and its training time is the ``tree`` row's (the same network; not timed twice).
 
 On a GPU (``--device cuda``) the model, the batches and the training steps run there, timings are taken after
 ``torch.cuda.synchronize()``, and peak memory is the GPU's allocated memory above what the loaded model holds.
@@ -36,12 +43,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "litellm4rec"
-MODELS = {  # name -> (checkpoint id or folder, recipe, description)
-    "Lite-LLM4Rec (SmolLM2)": ("litellm4rec-smollm2-ml1m", "recipes/litellm4rec/smollm2.yaml"),
-    "Lite-LLM4Rec (MiniLM)": ("litellm4rec-minilm-ml1m", "recipes/litellm4rec/minilm.yaml"),
-    "Generative, beam 20 (SmolLM2)": ("runs/litellm4rec/generative", "recipes/litellm4rec/generative.yaml"),
-    "SASRec": ("litellm4rec-sasrec-ml1m", "recipes/litellm4rec/sasrec.yaml"),
+LISTS = REPO / "runs" / "litellm4rec" / "bench_lists"  # each row's top-20 lists (not committed), to compare decodings
+GENERATIVE = "Generative, beam 20 (SmolLM2)"
+GENERATE = "Generative, beam 20, transformers generate (SmolLM2)"
+MODELS = {  # name -> (checkpoint id or folder, recipe, decoding of the generative baseline)
+    "Lite-LLM4Rec (SmolLM2)": ("litellm4rec-smollm2-ml1m", "recipes/litellm4rec/smollm2.yaml", None),
+    "Lite-LLM4Rec (MiniLM)": ("litellm4rec-minilm-ml1m", "recipes/litellm4rec/minilm.yaml", None),
+    GENERATIVE: ("runs/litellm4rec/generative", "recipes/litellm4rec/generative.yaml", "tree"),
+    GENERATE: ("runs/litellm4rec/generative", "recipes/litellm4rec/generative.yaml", "generate"),
+    "SASRec": ("litellm4rec-sasrec-ml1m", "recipes/litellm4rec/sasrec.yaml", None),
 }
+DEFAULT_MODELS = [name for name in MODELS if name != GENERATE]
 KS = (5, 10, 20)
 
 
@@ -52,9 +64,10 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _load(source: str, recipe: str, users: int | None, device: str):
+def _load(source: str, recipe: str, users: int | None, device: str, decoding: str | None = None):
     """The model of ``source`` (checkpoint id or folder) in eval mode with its catalogue attached and its item vectors
-    cached, and the test loader of ``recipe`` (first ``users`` test users, or all)."""
+    cached (and the generative baseline's ``decoding`` set), and the test loader of ``recipe`` (first ``users`` test
+    users, or all)."""
     import yaml
 
     import zoo
@@ -64,6 +77,8 @@ def _load(source: str, recipe: str, users: int | None, device: str):
     module = zoo.from_pretrained(str(path) if path.is_dir() else source)
     module.attach_catalogue()
     module.eval().to(device)
+    if decoding is not None:
+        module.net.decoding = decoding
     if hasattr(module.net, "cache_all_items"):
         module.net.cache_all_items()
     cfg = yaml.safe_load((REPO / recipe).read_text())
@@ -72,13 +87,17 @@ def _load(source: str, recipe: str, users: int | None, device: str):
     return module, dm.test_dataloader(), cfg
 
 
-def _count_flops(name: str, source: str, recipe: str, threads: int, queue) -> None:
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+
+
+def _count_flops(name: str, source: str, recipe: str, decoding: str | None, threads: int, queue) -> None:
     """Floating-point operations per user of the top-20 lists of the first test batch (``--flops``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(threads)
-    module, loader, _ = _load(source, recipe, None, "cpu")
+    module, loader, _ = _load(source, recipe, None, "cpu", decoding)
     batch = next(iter(loader))
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
@@ -88,7 +107,15 @@ def _count_flops(name: str, source: str, recipe: str, threads: int, queue) -> No
 
 
 def _measure(
-    name: str, source: str, recipe: str, users: int | None, train_batches: int, threads: int, device: str, queue
+    name: str,
+    source: str,
+    recipe: str,
+    decoding: str | None,
+    users: int | None,
+    train_batches: int,
+    threads: int,
+    device: str,
+    queue,
 ) -> None:
     import lightning as L
     import torch
@@ -97,7 +124,7 @@ def _measure(
     from zoo.litellm4rec.metrics import list_ranks, rank_metrics
 
     torch.set_num_threads(threads)
-    module, loader, cfg = _load(source, recipe, users, device)
+    module, loader, cfg = _load(source, recipe, users, device, decoding)
     cuda = device.startswith("cuda")
 
     def moved(batch: dict) -> dict:
@@ -122,13 +149,14 @@ def _measure(
         gpu_base = torch.cuda.memory_allocated(device)
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    ranks = []
+    ranks, lists = [], []
     t = time.perf_counter()
     with torch.inference_mode():
         for batch in loader:
             batch = moved(batch)
             items, _ = module.net.topk(batch, 20)
             ranks.append(list_ranks(items, batch["target"], 10**9).cpu())
+            lists.append(items.cpu())
     sync()
     seconds = time.perf_counter() - t
     stop.set()
@@ -137,14 +165,26 @@ def _measure(
     if cuda:
         peak_mb = (torch.cuda.max_memory_allocated(device) - gpu_base) / 2**20
     ranks = torch.cat(ranks)
+    LISTS.mkdir(parents=True, exist_ok=True)
+    torch.save(torch.cat(lists), LISTS / f"{_slug(name)}-{len(ranks)}.pt")
     metrics = {k: round(float(v.mean()), 4) for k, v in rank_metrics(ranks, KS).items()}
+    params = [p for p in module.net.parameters() if p.requires_grad]
+    row = {
+        "model": name, "source": source, "decoding": decoding, "users": len(ranks),
+        "inference_seconds": round(seconds, 2), "ms_per_user": round(1000 * seconds / len(ranks), 3),
+        "peak_inference_mb": round(peak_mb, 1), "resident_mb": round(max(peak) / 2**20, 1),
+        "train_seconds_per_batch": None, "train_batches_per_epoch": None, "train_epoch_seconds": None,
+        "trainable_parameters": sum(p.numel() for p in params), "metrics": metrics,
+    }  # fmt: skip
+    if not train_batches:  # the same network as another row (another decoding): its training is that row's
+        queue.put(row)
+        return
     # training: timed batches of the recipe, scaled to an epoch
     module.train()
     L.seed_everything(0)
     train_dm = SeqRecDataModule(**cfg["data"]["init_args"])
     train_dm.setup()
     train_loader = train_dm.train_dataloader()
-    params = [p for p in module.net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     times = []
     for i, batch in enumerate(train_loader):
@@ -159,13 +199,9 @@ def _measure(
         sync()
         times.append(time.perf_counter() - t0)
     per_batch = sum(times[1:]) / max(len(times) - 1, 1)
-    queue.put({
-        "model": name, "source": source, "users": len(ranks), "inference_seconds": round(seconds, 2),
-        "ms_per_user": round(1000 * seconds / len(ranks), 3), "peak_inference_mb": round(peak_mb, 1),
-        "resident_mb": round(max(peak) / 2**20, 1), "train_seconds_per_batch": round(per_batch, 3),
-        "train_batches_per_epoch": len(train_loader), "train_epoch_seconds": round(per_batch * len(train_loader), 1),
-        "trainable_parameters": sum(p.numel() for p in params), "metrics": metrics,
-    })  # fmt: skip
+    row |= {"train_seconds_per_batch": round(per_batch, 3), "train_batches_per_epoch": len(train_loader),
+            "train_epoch_seconds": round(per_batch * len(train_loader), 1)}  # fmt: skip
+    queue.put(row)
 
 
 def main() -> None:
@@ -173,11 +209,18 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None, help="first N test users (default: all 6,040)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-batches", type=int, default=5)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), help="names from MODELS")
+    parser.add_argument(
+        "--models", nargs="+", default=DEFAULT_MODELS, help=f"names from MODELS, or all (default: all but {GENERATE!r})"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, or cuda for a GPU run (its own result files)")
     parser.add_argument("--md-only", action="store_true", help="rewrite the markdown from bench.json and `zoo eval`s")
     parser.add_argument("--flops", action="store_true", help="count FLOPs per user into bench.json's rows")
     args = parser.parse_args()
+    if args.models == ["all"]:
+        args.models = list(MODELS)
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; expected names from {list(MODELS)} or all")
     suffix = ("" if args.users is None else f"-{args.users}") + ("" if args.device == "cpu" else "-cuda")
     ctx = mp.get_context("spawn")
     if args.flops:
@@ -203,23 +246,41 @@ def main() -> None:
 
     rows = []
     for name in args.models:
-        source, recipe = MODELS[name]
+        source, recipe, decoding = MODELS[name]
+        train_batches = 0 if decoding == "generate" else args.train_batches  # the tree row's network
         queue = ctx.Queue()
-        proc = ctx.Process(target=_measure, args=(name, source, recipe, args.users, args.train_batches, args.threads,
-                                                  args.device, queue))  # fmt: skip
+        proc = ctx.Process(target=_measure, args=(name, source, recipe, decoding, args.users, train_batches,
+                                                  args.threads, args.device, queue))  # fmt: skip
         proc.start()
         row = queue.get()
         proc.join()
         print(json.dumps(row), flush=True)
         rows.append(row)
+    agree = same_lists(GENERATE, GENERATIVE, rows[0]["users"]) if rows else None
+    for r in rows:
+        if r["model"] == GENERATE and agree is not None:
+            r["same_lists_as_tree"] = agree
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in rows:
         r["measured"] = stamp
     rows = merge_rows(RESULTS / f"bench{suffix}.json", rows, args.threads)
-    out = {"machine": machine(), "threads": args.threads, "device": args.device, "rows": rows}
+    out = {"machine": machine(), "threads": args.threads, "device": args.device, "users_limit": args.users,
+           "rows": rows}  # fmt: skip
     (RESULTS / f"bench{suffix}.json").write_text(json.dumps(out, indent=1) + "\n")
     write_md(out, suffix)
+
+
+def same_lists(name: str, other: str, users: int) -> float | None:
+    """Share of users whose top-20 list (items in order) is the same for two rows of a run over ``users`` users, from
+    the lists each measurement saved (None if either is missing)."""
+    import torch
+
+    paths = [LISTS / f"{_slug(n)}-{users}.pt" for n in (name, other)]
+    if not all(p.exists() for p in paths):
+        return None
+    a, b = (torch.load(p) for p in paths)
+    return round(float((a == b).all(1).float().mean()), 4) if a.shape == b.shape else None
 
 
 def write_md(out: dict, suffix: str = "") -> None:
@@ -246,9 +307,10 @@ def bench_markdown(out: dict) -> str:
     rows = {r["model"]: r for r in out["rows"]}
     ref = rows.get("Lite-LLM4Rec (SmolLM2)")
     flops = any("gflops_per_user" in r for r in out["rows"])
+    users = out["rows"][0]["users"] if out["rows"] else 0
     lines = [
-        "| model | inference, all test users (s) | ms / user | vs Lite-LLM4Rec (SmolLM2) | peak inference memory (MB) "
-        "| training epoch (s) | trainable parameters |" + (" GFLOP / user |" if flops else ""),
+        f"| model | inference, {users:,} test users (s) | ms / user | vs Lite-LLM4Rec (SmolLM2) | peak inference "
+        "memory (MB) | training epoch (s) | trainable parameters |" + (" GFLOP / user |" if flops else ""),
         "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if flops else ""),
     ]
     for r in out["rows"]:
@@ -256,18 +318,20 @@ def bench_markdown(out: dict) -> str:
         if ref and r is ref:
             ratio = "1×"
         work = (f" {r['gflops_per_user']:.3g} |" if "gflops_per_user" in r else " – |") if flops else ""
+        epoch = "as above" if r.get("train_epoch_seconds") is None else f"{r['train_epoch_seconds']:.0f}"
         lines.append(
             f"| {r['model']} | {r['inference_seconds']:.1f} | {r['ms_per_user']:.2f} | {ratio} | "
-            f"{r['peak_inference_mb']:.0f} | {r['train_epoch_seconds']:.0f} | {r['trainable_parameters']:,} |" + work
+            f"{r['peak_inference_mb']:.0f} | {epoch} | {r['trainable_parameters']:,} |" + work
         )
-    gen = rows.get("Generative, beam 20 (SmolLM2)")
+    gen = rows.get(GENERATIVE)
     note = ""
     if ref and gen:
         saved = 100 * (1 - ref["inference_seconds"] / gen["inference_seconds"])
         speedup = gen["inference_seconds"] / ref["inference_seconds"]
         note = (
             f"\n\nLite-LLM4Rec (SmolLM2) produces the top-20 lists {speedup:.1f}× "
-            f"faster than the generative baseline on the same backbone ({saved:.1f}% less inference time; the paper "
+            f"faster than the generative baseline on the same backbone, its beams sharing each prompt's cache "
+            f"({saved:.1f}% less inference time; the paper "
             "reports 97.28% (arXiv v1) / 99.48% (AACL) on ML-1m)."
         )
         if "gflops_per_user" in ref and "gflops_per_user" in gen:
@@ -280,10 +344,11 @@ def bench_markdown(out: dict) -> str:
             work = gen["gflops_per_user"] / ref["gflops_per_user"]
             close = abs(math.log(speedup / work)) < math.log(1.5)
             note += f": the time ratio here ({speedup:.1f}×) is {'close to' if close else 'far from'} the work ratio."
-    users = out["rows"][0]["users"] if out["rows"] else 0
+    hf = rows.get(GENERATE)
+    if ref and hf:
+        note += "\n\n" + generate_note(ref, gen, hf)
     gpu = out.get("device", "cpu") != "cpu"
     where = f"{out['machine'].split(', ')[-1]} GPU (peak memory: GPU memory)" if gpu else out["machine"].split(",")[0]
-    flag = f" --device {out['device']}" if gpu else ""
     runs = sorted({r.get("measured", "an earlier run") for r in out["rows"]})
     if len(runs) > 1:
         when = "; ".join(f"{r['model']}: {r.get('measured', 'an earlier run')}" for r in out["rows"])
@@ -291,17 +356,60 @@ def bench_markdown(out: dict) -> str:
     return (
         "\n".join(lines)
         + note
-        + f"\n\n{users:,} test users, top-20 lists, {out['threads']} torch thread(s) per model, {where}; `python "
-        f"scripts/bench_litellm4rec.py{flag}`. Training epoch: timed batches of each recipe scaled to one epoch.\n"
+        + f"\n\n{users:,} test users, top-20 lists, {out['threads']} torch thread(s) per model, {where}; "
+        f"`{command(out)}`. Training epoch: timed batches of each recipe scaled to one epoch.\n"
     )
+
+
+def command(out: dict) -> str:
+    """The command line that measured a bench record."""
+    names = {r["model"] for r in out["rows"]}
+    limit = out.get("users_limit")
+    return (
+        "python scripts/bench_litellm4rec.py"
+        + (f" --users {limit}" if limit is not None else "")
+        + (" --models all" if GENERATE in names else "")
+        + (f" --device {out['device']}" if out.get("device", "cpu") != "cpu" else "")
+    )
+
+
+def generate_note(ref: dict, gen: dict | None, hf: dict) -> str:
+    """What the ``generate`` row adds: Lite-LLM4Rec's speed-up over the baseline decoded as generative recommenders
+    usually decode it, beside the paper's, and (with the ``tree`` row) the cost of that decoding and the agreement of
+    the two decodings' lists."""
+    speedup = hf["inference_seconds"] / ref["inference_seconds"]
+    saved = 100 * (1 - ref["inference_seconds"] / hf["inference_seconds"])
+    text = (
+        f"Decoded by transformers' `generate` (`num_beams=20`, every prompt copied once per beam: the way generative "
+        f"LLM recommenders usually decode), the generative baseline takes {speedup:.0f}× Lite-LLM4Rec (SmolLM2)'s "
+        f"time ({saved:.1f}% less inference time for Lite-LLM4Rec; the paper: 97.28% (arXiv v1) / 99.48% (AACL))"
+    )
+    if gen:
+        text += (
+            f", {hf['inference_seconds'] / gen['inference_seconds']:.1f}× the time of the same search with the beams "
+            "sharing the prompt's cache"
+        )
+    if "gflops_per_user" in hf:
+        text += f" ({hf['gflops_per_user']:.3g} GFLOP per user"
+        if "gflops_per_user" in ref:
+            text += f", {hf['gflops_per_user'] / ref['gflops_per_user']:.0f}× Lite-LLM4Rec's work"
+        text += ")"
+    text += "."
+    if hf.get("same_lists_as_tree") is not None:
+        text += (
+            f" The two decodings return the same top-20 list, item for item, for {100 * hf['same_lists_as_tree']:.1f}%"
+            " of the users (`generate` keeps 20 live beams beside the finished ones, so the searches can part)."
+        )
+    return text
 
 
 def table_markdown(out: dict) -> str:
     """The reproduction table: every model's metrics, and Lite-LLM4Rec's gain over the generative baseline beside the
     paper's."""
-    for r in out["rows"]:  # a shipped checkpoint's metrics are its `zoo eval` (the card's), same protocol
+    full = out.get("users_limit") is None  # all test users, as `zoo eval`
+    for r in out["rows"]:  # a shipped checkpoint's metrics are its `zoo eval` (the card's), same protocol and users
         shipped = RESULTS / f"{r['source']}.json"
-        if shipped.exists():
+        if full and shipped.exists():
             r["metrics"] = {k: round(v, 4) for k, v in json.loads(shipped.read_text()).items() if "@" in k}
     rows = {r["model"]: r for r in out["rows"]}
     gen = rows.get("Generative, beam 20 (SmolLM2)")
@@ -327,10 +435,15 @@ def table_markdown(out: dict) -> str:
         "\n".join(lines)
         + f"\n\nMovieLens-1M, 5-core, leave-one-out, {users:,} test users, full ranking over 3,416 items with "
         "the user's history excluded (the generative baseline ranks the 20 items of its beam; Recall/NDCG@K are "
-        "exact for K <= 20). Shipped checkpoints' rows are their `zoo eval` results (the cards' numbers); the "
-        "others come from the benchmark's top-20 lists. The paper gives only relative improvements on ML-1m; its "
-        "absolute numbers are not available here. "
-        "`python scripts/bench_litellm4rec.py`.\n"
+        "exact for K <= 20). "
+        + (
+            "Shipped checkpoints' rows are their `zoo eval` results (the cards' numbers); the others come from the "
+            "benchmark's top-20 lists. "
+            if full
+            else "Every row comes from the benchmark's top-20 lists of these users. "
+        )
+        + "The paper gives only relative improvements on ML-1m; its absolute numbers are not available here. "
+        f"`{command(out)}`.\n"
     )
 
 

@@ -26,6 +26,7 @@ BLOCKS = {
     "textssl-table": "results/textssl/table.md",
     "litellm4rec-table": "results/litellm4rec/table.md",
     "litellm4rec-bench": "results/litellm4rec/bench.md",
+    "litellm4rec-bench-generate": "results/litellm4rec/bench-500.md",
 }
 
 

@@ -260,6 +260,47 @@ def test_pruned_beam_scores_match_teacher_forcing():
         torch.testing.assert_close(torch.tensor(srow), torch.tensor(exact), atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize(("num_items", "beam"), [(30, 30), (120, 6), (30, 10)])
+def test_transformers_generate_decoding_returns_the_same_search(num_items, beam):
+    """``decoding="generate"`` (transformers' ``generate`` with the trie as a logits processor) finds the items of the
+    shared-cache tree decoding with the same scores, with and without seen items, exhaustive (beam = N) or pruned;
+    duplicates from generate's copied start beams never appear, and a user with fewer unseen items than the beam gets
+    item 0 / -inf in the free slots."""
+    net = make_net(num_items=num_items, beam=beam)
+    histories = left_pad([[3, 12, 7, 30], [25], []], 6)
+    seen = left_pad([[3, 12, 7, 30, 2, 21], [25, 1, 10, 11, 13], [4]], 8)
+    for s in (None, seen):
+        tree = net.beam_search(histories, s)
+        net.decoding = "generate"
+        gen = net.beam_search(histories, s)
+        net.decoding = "tree"
+        assert torch.equal(gen[0], tree[0])
+        finite = torch.isfinite(tree[1])
+        assert torch.equal(torch.isfinite(gen[1]), finite)
+        torch.testing.assert_close(gen[1][finite], tree[1][finite], atol=1e-5, rtol=0)
+        for row in gen[0].tolist():
+            found = [i for i in row if i]
+            assert len(found) == len(set(found))
+    if num_items == beam:  # the exhaustive search over unseen items leaves free slots for users who saw items
+        assert (gen[0][0] == 0).sum() == 6 and torch.isinf(gen[1][0, -6:]).all()
+    net.decoding = "greedy"
+    with pytest.raises(ValueError, match="expected decoding in"):
+        net.beam_search(histories)
+
+
+def test_generate_decoding_lists_match_teacher_forcing():
+    """Every item of the ``generate`` decoding scores its teacher-forced log-probability under the pruned constrained
+    softmax (the logits processor renormalises over the allowed identifier tokens, as the tree decoding does)."""
+    net = make_net(num_items=120, beam=6)
+    net.decoding = "generate"
+    histories, seen = [[5, 117, 42], [100]], [[5, 117, 42, 99], [100]]
+    items, scores = net.topk({"input": left_pad(histories, 4), "seen": left_pad(seen, 4)}, 6)
+    assert (items > 0).all() and 99 not in items[0].tolist() and 99 in items[1].tolist()
+    for h, s, row, srow in zip(histories, seen, items.tolist(), scores.tolist()):
+        exact = [exact_logprob(net, h, i, tuple(s)) for i in row]
+        torch.testing.assert_close(torch.tensor(srow), torch.tensor(exact), atol=1e-4, rtol=0)
+
+
 def test_left_padding_and_eval_do_not_change_results():
     net = make_net(num_items=30, beam=8)
     user = [4, 17, 29]

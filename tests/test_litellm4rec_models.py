@@ -411,3 +411,13 @@ def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_rat
     assert "6.0× the floating-point work" in text and "(8.0×) is close to the work ratio" in text
     rows[1]["inference_seconds"] = 60.0
     assert "(60.0×) is far from the work ratio" in bench.bench_markdown(out | {"rows": rows})
+    # the baseline decoded by transformers' generate: no training timing of its own, its own speed-up and agreement
+    hf = row(bench.GENERATE, 300.0) | {"train_epoch_seconds": None, "same_lists_as_tree": 0.8}
+    text = bench.bench_markdown(out | {"users_limit": 100, "rows": rows[:2] + [hf] + rows[2:]})
+    assert f"| {bench.GENERATE} | 300.0 | 300.00 | 300× the time | 1 | as above | 10 |" in text
+    assert "takes 300× Lite-LLM4Rec (SmolLM2)'s time (99.7% less inference time" in text
+    assert "5.0× the time of the same search with the beams sharing" in text and "for 80.0% of the users" in text
+    hf["gflops_per_user"] = 150.0
+    assert "(150 GFLOP per user, 75× Lite-LLM4Rec's work)" in bench.bench_markdown(out | {"rows": rows[:2] + [hf]})
+    assert "| inference, 100 test users (s) |" in text
+    assert "`python scripts/bench_litellm4rec.py --users 100 --models all`" in text

@@ -28,6 +28,15 @@ over the remaining tokens. A beam slot is thus never spent on a seen item, and t
 are the recommendation (``beam`` of them whenever the user has that many unseen items). This mirrors the
 full-ranking models, which exclude seen items from their scores before taking the top k. There is no score of every
 item (``scores`` raises): ranks beyond the beam are unknown, so Recall/NDCG@K are exact for K <= beam only.
+
+**Two decodings of the same search** (``decoding``): ``"tree"`` (the default, above) shares each user's prompt cache
+among the beams; ``"generate"`` runs the same constrained, renormalised, seen-pruned search through transformers'
+``generate(num_beams=beam, num_return_sequences=beam, early_stopping=True)`` with a logits processor over the trie,
+the way generative LLM recommenders usually decode (``generate`` with a trie in ``prefix_allowed_tokens_fn``).
+``generate`` copies each prompt once per beam before encoding it (``beam`` times the prompt's work), evaluates the LM
+head over the whole vocabulary at every step, and keeps ``beam`` live hypotheses beside the finished ones, so its
+lists can differ a little from the shared search's (same scores for the same items). The benchmark times both
+(``scripts/bench_litellm4rec.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ SEPARATOR = ","
 _SEP = 10  # index of the separator in the identifier vocabulary (the digits are 0..9)
 _NSYM = 11  # size of the identifier vocabulary
 _STAY = 11  # beam-search candidate "keep this finished beam as it is", after the 11 symbols
+DECODINGS = ("tree", "generate")
 
 
 class GenerativeRecNet(nn.Module):
@@ -57,12 +67,14 @@ class GenerativeRecNet(nn.Module):
         config: a ``zoo.models.litellm4rec.LiteLLM4RecConfig`` with ``arch="generative"``; uses ``num_items``,
             ``rec_backbone``, ``rec_layers``, ``rec_tuning`` (and the LoRA fields) and ``beam``.
         separator: the character that ends every item identifier (one token of the tokenizer, not a digit).
+        decoding: ``"tree"`` (the beams share the prompt's cache) or ``"generate"`` (transformers' ``generate``, as
+            generative recommenders usually decode); an attribute, changeable after loading.
 
     Raises:
         ValueError: a digit or the separator is not exactly one token of the backbone's tokenizer.
     """
 
-    def __init__(self, config, separator: str = SEPARATOR) -> None:
+    def __init__(self, config, separator: str = SEPARATOR, decoding: str = "tree") -> None:
         super().__init__()
         from zoo.backbones import load_backbone
         from zoo.litellm4rec.nets import MergedLoRA, _tune
@@ -71,6 +83,7 @@ class GenerativeRecNet(nn.Module):
             raise ValueError(f"expected a one-character, non-digit separator, got {separator!r}")
         self.config = c = config
         self.num_items = c.num_items
+        self.decoding = decoding
         self.lm, self.tokenizer = load_backbone(c.rec_backbone, num_layers=c.rec_layers, causal_lm=True)
         _tune(self.lm, c.rec_tuning, c)
         self._lora = MergedLoRA(self, self.lm)
@@ -227,6 +240,9 @@ class GenerativeRecNet(nn.Module):
         ``min(beam, unseen items)`` items at the end: either nothing was ever cut (the search was exhaustive) or the
         beam was full and every beam still leads to an unseen item.
 
+        With ``decoding="generate"`` the same search runs through transformers' ``generate`` instead
+        (``_generate_search``).
+
         Args:
             input: ``[B, L]`` item histories, left-padded with 0.
             seen: ``[B, S]`` items to exclude per user, 0-padded, or None (nothing excluded).
@@ -236,6 +252,10 @@ class GenerativeRecNet(nn.Module):
             (sum over the identifier's tokens of the constrained — and, with ``seen``, pruned — log-softmax); item 0
             and -inf where the beam holds fewer items than its width.
         """
+        if self.decoding not in DECODINGS:
+            raise ValueError(f"expected decoding in {DECODINGS}, got {self.decoding!r}")
+        if self.decoding == "generate":
+            return self._generate_search(input, seen)
         from transformers import DynamicCache
 
         K, B, device = self.config.beam, input.shape[0], input.device
@@ -286,6 +306,53 @@ class GenerativeRecNet(nn.Module):
         return items, score.masked_fill(items == 0, -math.inf)
 
     @torch.no_grad()
+    def _generate_search(self, input: Tensor, seen: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``beam_search`` through transformers' ``generate``: the same identifier prompt, trie, renormalised
+        constrained softmax and per-user pruning of seen items, decoded by ``generate(num_beams=beam,
+        num_return_sequences=beam, early_stopping=True, length_penalty=0)`` (scores are sums of log-probabilities, as
+        in ``beam_search``) with the separator as end-of-sequence token. Same arguments and outputs as
+        ``beam_search``; a returned sequence that is not a whole identifier (the search ran out of steps) is item 0
+        with score -inf."""
+        from transformers import LogitsProcessorList
+
+        K, B = self.config.beam, input.shape[0]
+        sym, mask, _ = self.sequences(input)
+        ids = self.id_tokens[sym].masked_fill(mask == 0, self.pad_token)
+        open_ = None
+        if seen is not None and seen.numel():
+            open_ = F.pad(self.unseen_subtrees(seen), (0, 1))
+        self._lora.sync(self)
+        out = self.lm.generate(
+            input_ids=ids, attention_mask=mask, num_beams=K, num_return_sequences=K, do_sample=False,
+            max_new_tokens=self.max_steps, early_stopping=True, length_penalty=0.0,
+            eos_token_id=int(self.id_tokens[_SEP]), pad_token_id=self.pad_token, return_dict_in_generate=True,
+            output_scores=True, logits_processor=LogitsProcessorList([_TrieLogits(self, ids.shape[1], K, open_)]),
+        )  # fmt: skip
+        node = self._walk(out.sequences[:, ids.shape[1] :])
+        items = self.leaf_item[node.clamp(min=0)].masked_fill(node < 0, 0)
+        items, scores = items.view(B, K), out.sequences_scores.view(B, K)
+        scores, order = scores.masked_fill(items == 0, -math.inf).sort(dim=1, descending=True, stable=True)
+        items = items.gather(1, order)
+        # generate starts the beams of a user as copies of one at -1e9: such a copy can return an item again
+        again = (items[:, :, None] == items[:, None, :]).tril(-1).any(-1)
+        scores = scores.masked_fill(again, -math.inf).sort(dim=1, descending=True, stable=True)
+        return items.gather(1, scores.indices).masked_fill(torch.isinf(scores.values), 0), scores.values
+
+    def _walk(self, tokens: Tensor) -> Tensor:
+        """Trie node ``[R]`` reached by each row of generated vocabulary ids ``[R, t]``, stopping after a separator
+        (a leaf); -1 where a token is not an identifier token or leaves the trie."""
+        lookup = torch.full((int(self.id_tokens.max()) + 2,), -1, dtype=torch.long, device=tokens.device)
+        lookup[self.id_tokens] = torch.arange(_NSYM, device=tokens.device)
+        symbol = lookup[tokens.clamp(min=0, max=lookup.shape[0] - 1)]  # the last entry: not an identifier token
+        node = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+        for t in range(tokens.shape[1]):
+            live = (node >= 0) & (self.leaf_item[node.clamp(min=0)] == 0)  # not yet at a leaf, not lost
+            step = self.trie_next[node.clamp(min=0), symbol[:, t].clamp(min=0)]
+            step = torch.where(symbol[:, t] >= 0, step, -1)
+            node = torch.where(live, step, node)
+        return node
+
+    @torch.no_grad()
     def topk(self, batch: dict, k: int) -> tuple[Tensor, Tensor]:
         """Top-k recommendations by beam search: the best k of the ``beam`` items found, seen items excluded.
 
@@ -319,6 +386,36 @@ class GenerativeRecNet(nn.Module):
         """1-based rank ``[B]`` of ``batch["target"]`` in ``topk(batch, config.beam)``, ``num_items + 1`` if absent."""
         items, _ = self.topk(batch, self.config.beam)
         return list_ranks(items, batch["target"], self.num_items + 1)
+
+
+class _TrieLogits:
+    """Logits processor of ``GenerativeRecNet._generate_search``: keeps, for each beam, the identifier tokens that the
+    trie (pruned per user with ``open_``) allows after the beam's generated prefix, renormalised over them (the
+    constrained log-softmax of ``beam_search``); every other token gets -inf.
+
+    Args:
+        net: the network (its trie and identifier tokens).
+        prompt: prompt length (generated tokens start there).
+        beams: beams per user (rows of a user are consecutive, as ``generate`` lays them out).
+        open_: ``[B, nodes + 1]`` the pruned trie of ``unseen_subtrees`` padded with a False column, or None.
+    """
+
+    def __init__(self, net: GenerativeRecNet, prompt: int, beams: int, open_: Tensor | None) -> None:
+        self.net, self.prompt, self.beams, self.open_ = net, prompt, beams, open_
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        net = self.net
+        node = net._walk(input_ids[:, self.prompt :])
+        nxt = net.trie_next[node.clamp(min=0)]  # [R, 11]
+        allowed = (nxt >= 0) & (node >= 0)[:, None]
+        if self.open_ is not None:
+            user = torch.arange(len(node), device=node.device) // self.beams
+            child = torch.where(nxt >= 0, nxt, self.open_.shape[1] - 1)
+            allowed = allowed & self.open_[user[:, None], child]
+        logp = scores[:, net.id_tokens].masked_fill(~allowed, -math.inf).log_softmax(-1)
+        out = torch.full_like(scores, -math.inf)
+        out[:, net.id_tokens] = torch.where(allowed, logp, -math.inf)
+        return out
 
 
 def build_trie(num_items: int) -> tuple[Tensor, Tensor, Tensor]:

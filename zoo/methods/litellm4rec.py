@@ -335,6 +335,9 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
     c = config["config"]
     table = (results_dir / "table.md").read_text() if (results_dir / "table.md").exists() else ""
     bench = (results_dir / "bench.md").read_text() if (results_dir / "bench.md").exists() else ""
+    # the run with the generative baseline also decoded by transformers' generate (~2 s per user on CPU: 500 users)
+    bench_generate = results_dir / "bench-500.md"
+    bench_generate = bench_generate.read_text() if bench_generate.exists() else ""
     lite = c["arch"] == "lite"
     smol = "SmolLM2" in c.get("rec_backbone", "")
     layers = f"the first {c['rec_layers']} layers" if c.get("rec_layers") else "all layers"
@@ -411,6 +414,14 @@ def card_sections(entry) -> tuple[list[dict], dict[str, str]]:
         + "\n\n### Reproduction table\n\n"
         + (table or "Not measured yet (`python scripts/bench_litellm4rec.py`).")
         + ("\n\n### Inference time\n\n" + bench if bench else "")
+        + (
+            "\n\n### Inference time with the baseline decoded by transformers' generate\n\n"
+            "The same benchmark on the first 500 test users, in one run, with the generative baseline timed twice: "
+            "beams sharing each prompt's cache (above) and `generate(num_beams=20)`, the way generative LLM "
+            "recommenders usually decode.\n\n" + bench_generate
+            if bench_generate
+            else ""
+        )
     )
     limitations = (
         "- The paper reports only relative numbers on ML-1m (+46.8% over the best LLM baseline, 97.28% (v1) / "
