@@ -31,12 +31,13 @@ item (``scores`` raises): ranks beyond the beam are unknown, so Recall/NDCG@K ar
 
 **Two decodings of the same search** (``decoding``): ``"tree"`` (the default, above) shares each user's prompt cache
 among the beams; ``"generate"`` runs the same constrained, renormalised, seen-pruned search through transformers'
-``generate(num_beams=beam, num_return_sequences=beam, early_stopping=True)`` with a logits processor over the trie,
-the way generative LLM recommenders usually decode (``generate`` with a trie in ``prefix_allowed_tokens_fn``).
-``generate`` copies each prompt once per beam before encoding it (``beam`` times the prompt's work), evaluates the LM
-head over the whole vocabulary at every step, and keeps ``beam`` live hypotheses beside the finished ones, so its
-lists can differ a little from the shared search's (same scores for the same items). The benchmark times both
-(``scripts/bench_litellm4rec.py``).
+``generate(num_beams=beam, num_return_sequences=beam, early_stopping=True, output_scores=True)``, the way generative
+LLM recommenders usually decode. They pass the trie as ``prefix_allowed_tokens_fn``, a Python call per beam and step
+that masks without renormalising; here one vectorised logits processor masks and renormalises, so the scores are
+those of the tree decoding. ``generate`` copies each prompt once per beam before encoding it (``beam`` times the
+prompt's work), evaluates the LM head over the whole vocabulary at every step, and keeps ``beam`` live hypotheses
+beside the finished ones, so its lists can differ a little from the shared search's (same scores for the same
+items). The benchmark times both (``scripts/bench_litellm4rec.py``).
 """
 
 from __future__ import annotations
