@@ -387,7 +387,8 @@ def test_an_incomplete_int8_difference_is_refused(tmp_path):
         zoo.from_pretrained(tmp_path)
 
 
-def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_ratio():
+def _bench_script():
+    """scripts/bench_litellm4rec.py as a module (scripts are not a package)."""
     import importlib.util
     from pathlib import Path
 
@@ -395,6 +396,11 @@ def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_rat
     spec = importlib.util.spec_from_file_location("bench_litellm4rec", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_ratio():
+    bench = _bench_script()
 
     def row(model, seconds, gflops=None):
         r = {"model": model, "inference_seconds": seconds, "ms_per_user": seconds, "peak_inference_mb": 1.0,
@@ -421,3 +427,18 @@ def test_bench_markdown_adds_the_work_per_user_and_compares_it_with_the_time_rat
     assert "(150 GFLOP per user, 75× Lite-LLM4Rec's work)" in bench.bench_markdown(out | {"rows": rows[:2] + [hf]})
     assert "| inference, 100 test users (s) |" in text
     assert "`python scripts/bench_litellm4rec.py --users 100 --models all`" in text
+
+
+def test_bench_same_lists_compares_the_saved_top20_lists_of_two_rows(tmp_path, monkeypatch):
+    bench = _bench_script()
+    monkeypatch.setattr(bench, "LISTS", tmp_path)
+    a = torch.arange(40).view(4, 10)
+    b = a.clone()
+    b[1, 9], b[3, 0] = 99, 98  # two of four users differ (one in the last slot only)
+    torch.save(a, tmp_path / f"{bench._slug(bench.GENERATIVE)}-4.pt")
+    assert bench.same_lists(bench.GENERATE, bench.GENERATIVE, 4) is None  # one row's lists are missing
+    torch.save(b, tmp_path / f"{bench._slug(bench.GENERATE)}-4.pt")
+    assert bench.same_lists(bench.GENERATE, bench.GENERATIVE, 4) == 0.5
+    assert bench.same_lists(bench.GENERATE, bench.GENERATIVE, 5) is None  # another run's user count
+    torch.save(b[:, :5], tmp_path / f"{bench._slug(bench.GENERATE)}-4.pt")
+    assert bench.same_lists(bench.GENERATE, bench.GENERATIVE, 4) is None  # lists of another length
