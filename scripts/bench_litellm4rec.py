@@ -204,6 +204,18 @@ def _measure(
     queue.put(row)
 
 
+def _in_child(ctx, target, *args) -> dict:
+    """``target(*args, queue)`` in a fresh process (its own peak memory and threads); returns and prints the row it
+    puts on the queue."""
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    row = queue.get()
+    proc.join()
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=None, help="first N test users (default: all 6,040)")
@@ -227,12 +239,7 @@ def main() -> None:
         path = RESULTS / f"bench{suffix}.json"
         out = json.loads(path.read_text())
         for name in args.models:
-            queue = ctx.Queue()
-            proc = ctx.Process(target=_count_flops, args=(name, *MODELS[name], args.threads, queue))
-            proc.start()
-            row = queue.get()
-            proc.join()
-            print(json.dumps(row), flush=True)
+            row = _in_child(ctx, _count_flops, name, *MODELS[name], args.threads)
             for r in out["rows"]:
                 if r["model"] == name:
                     r["gflops_per_user"], r["flops_users"] = row["gflops_per_user"], row["users"]
@@ -248,14 +255,8 @@ def main() -> None:
     for name in args.models:
         source, recipe, decoding = MODELS[name]
         train_batches = 0 if decoding == "generate" else args.train_batches  # the tree row's network
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_measure, args=(name, source, recipe, decoding, args.users, train_batches,
-                                                  args.threads, args.device, queue))  # fmt: skip
-        proc.start()
-        row = queue.get()
-        proc.join()
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        rows.append(_in_child(ctx, _measure, name, source, recipe, decoding, args.users, train_batches, args.threads,
+                              args.device))  # fmt: skip
     agree = same_lists(GENERATE, GENERATIVE, rows[0]["users"]) if rows else None
     for r in rows:
         if r["model"] == GENERATE and agree is not None:

@@ -34,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from zoo.methods.gaug import OFFICIAL_VGAE_SEED  # noqa: E402  (the default --seed of the official vgae/main.py)
+
 
 def _scipy_restricted_load(f, encoding: str = "ASCII"):
     """``pickle.load`` for the official loader: the zoo's restricted unpickler, CSR matrices as scipy matrices."""
@@ -63,7 +65,9 @@ def _get_scores(edges_pos, edges_neg, a_pred, adj_label) -> dict:
     }
 
 
-def run_official_vgae(gaug_dir: Path, dataset: str, draws: int, out: Path, seed: int = 7) -> list[Path]:
+def run_official_vgae(
+    gaug_dir: Path, dataset: str, draws: int, out: Path, seed: int = OFFICIAL_VGAE_SEED
+) -> list[Path]:
     """Import ``<gaug_dir>/vgae`` with the shims above and run its ``main.main`` as ``run.sh`` does; returns the
     written ``<out>/<dataset>_graph_<i>_logits.pkl`` paths."""
     from zoo.data import data_root
@@ -125,7 +129,7 @@ def main() -> None:
     parser.add_argument("--gaug-dir", required=True, type=Path, help="a checkout of zhao-tong/GAug")
     parser.add_argument("--dataset", default="cora", choices=("cora", "citeseer"))
     parser.add_argument("--draws", type=int, default=5, help="noisy draws to write (run.sh: 200)")
-    parser.add_argument("--seed", type=int, default=7, help="the official default seed")
+    parser.add_argument("--seed", type=int, default=OFFICIAL_VGAE_SEED, help="the official default seed")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "gaug" / "official_vgae")
     args = parser.parse_args()
     for path in run_official_vgae(args.gaug_dir, args.dataset, args.draws, args.out, args.seed):

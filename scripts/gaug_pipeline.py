@@ -456,13 +456,16 @@ def _draw_runner(ds: str):
     return run
 
 
-def stage_official_vgae(probs: Path, seeds: int, gnns, datasets, vgae_seed: int = 7) -> None:
+def stage_official_vgae(probs: Path, seeds: int, gnns, datasets, vgae_seed: int | None = None) -> None:
     """GAug-M on the official ``vgae/``'s edge probabilities (written by ``scripts/gaug_official_vgae.py --seed
     vgae_seed`` into ``probs``): for each GNN the official draw (``OFFICIAL_DRAW``) and edit (``TUNED_M``) through
     ``edge_probs``, classifier seeds 0..n-1 of the GAug-M recipe. Rows go to results/gaug/official_vgae.json
-    (resumable), ``vgae_seed`` in each (7, the official default, unless the official code ran with another)."""
+    (resumable), ``vgae_seed`` in each (None: ``OFFICIAL_VGAE_SEED``, the official default)."""
     from zoo.data.gaug import load_edge_scores
+    from zoo.methods.gaug import OFFICIAL_VGAE_SEED
     from zoo.models.gaug import edit_edges
+
+    vgae_seed = OFFICIAL_VGAE_SEED if vgae_seed is None else vgae_seed
 
     for ds in datasets:
         g = gaug_graph(ds)
@@ -613,7 +616,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=20, help="draws: VGAE seeds searched")
     parser.add_argument("--from-draw", type=int, default=0, help="draws: start at this VGAE seed (parallel runs)")
     parser.add_argument("--probs", type=Path, default=RUNS / "official_vgae", help="official-vgae: pickle folder")
-    parser.add_argument("--vgae-seed", type=int, default=7, help="official-vgae: the seed the official vgae/ ran with")
+    parser.add_argument(
+        "--vgae-seed", type=int, help="official-vgae: the seed the official vgae/ ran with (default: its default)"
+    )
     parser.add_argument("--from-seed", type=int, default=0, help="start at this seed (parallel runs split the seeds)")
     parser.add_argument("--accelerator", default=None, help="table: override the recipes' accelerator (cpu, gpu)")
     parser.add_argument("--method", nargs="+", default=list(METHODS))

@@ -252,7 +252,7 @@ def load_edge_scores(path: str | Path, num_nodes: int | None = None) -> Tensor:
         obj = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(obj, (np.ndarray, Tensor)):
         raise ValueError(f"expected {str(path)!r} to hold one array or tensor, got {type(obj).__name__}")
-    scores = torch.as_tensor(np.asarray(obj) if isinstance(obj, np.ndarray) else obj).float()
+    scores = torch.as_tensor(obj).float()
     if scores.dim() != 2 or scores.shape[0] != scores.shape[1]:
         raise ValueError(f"expected a square [N, N] score matrix in {str(path)!r}, got shape {tuple(scores.shape)}")
     if num_nodes is not None and scores.shape[0] != num_nodes:

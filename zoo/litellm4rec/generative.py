@@ -89,6 +89,11 @@ class GenerativeRecNet(nn.Module):
         _tune(self.lm, c.rec_tuning, c)
         self._lora = MergedLoRA(self, self.lm)
         self.register_buffer("id_tokens", _identifier_tokens(self.tokenizer, DIGITS + separator), persistent=False)
+        # vocabulary id -> identifier symbol (0..10), -1 for every other token (the last entry stands for all ids
+        # above the identifier tokens): reads generated token ids back as symbols
+        symbol = torch.full((int(self.id_tokens.max()) + 2,), -1, dtype=torch.long)
+        symbol[self.id_tokens] = torch.arange(_NSYM)
+        self.register_buffer("token_symbol", symbol, persistent=False)
         self.pad_token = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         symbols, next_node, leaf_item = build_trie(c.num_items)
         self.register_buffer("item_symbols", symbols, persistent=False)
@@ -342,9 +347,7 @@ class GenerativeRecNet(nn.Module):
     def _walk(self, tokens: Tensor) -> Tensor:
         """Trie node ``[R]`` reached by each row of generated vocabulary ids ``[R, t]``, stopping after a separator
         (a leaf); -1 where a token is not an identifier token or leaves the trie."""
-        lookup = torch.full((int(self.id_tokens.max()) + 2,), -1, dtype=torch.long, device=tokens.device)
-        lookup[self.id_tokens] = torch.arange(_NSYM, device=tokens.device)
-        symbol = lookup[tokens.clamp(min=0, max=lookup.shape[0] - 1)]  # the last entry: not an identifier token
+        symbol = self.token_symbol[tokens.clamp(min=0, max=self.token_symbol.shape[0] - 1)]
         node = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
         for t in range(tokens.shape[1]):
             live = (node >= 0) & (self.leaf_item[node.clamp(min=0)] == 0)  # not yet at a leaf, not lost
